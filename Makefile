@@ -1,0 +1,58 @@
+# django-blueque: `make demo` runs the demo project, `make test` runs every check.
+# Both create what they need (virtualenvs under .venv*) on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BLUEQUE101 := .venv-blueque101
+DJANGO6 := .venv-django6
+# A Python >= 3.12 for the Django 6.x leg of `make test`; empty when none is found.
+PYTHON312 ?= $(shell ./.ci/find-python312)
+
+.PHONY: demo test lint typecheck pytest test-django6 clean
+
+$(BIN)/.installed: setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "django-blueque needs Python 3.11 or newer; run with PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]' 'django>=5.2,<5.3'
+	touch $@
+
+$(BLUEQUE101)/.installed:
+	$(PYTHON) -m venv $(BLUEQUE101)
+	$(BLUEQUE101)/bin/python -m pip install --quiet 'blueque==1.0.1'
+	touch $@
+
+$(DJANGO6)/.installed: setup.cfg pyproject.toml
+	$(PYTHON312) -m venv $(DJANGO6)
+	$(DJANGO6)/bin/python -m pip install --quiet --upgrade pip
+	$(DJANGO6)/bin/python -m pip install --quiet -e '.[dev]' 'django>=6.0,<7'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python testproject/demo.py
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/check-manifest --no-build-isolation
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+pytest: $(BIN)/.installed $(BLUEQUE101)/.installed
+	$(BIN)/python -m pytest
+
+test-django6:
+ifeq ($(PYTHON312),)
+	@echo "No Python >= 3.12 found: skipping the Django 6.x run (set PYTHON312=/path/to/python3.12)."
+else
+	$(MAKE) $(DJANGO6)/.installed $(BLUEQUE101)/.installed
+	$(DJANGO6)/bin/python -m pytest
+endif
+
+test: lint typecheck pytest test-django6
+
+clean:
+	rm -rf $(VENV) $(BLUEQUE101) $(DJANGO6) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

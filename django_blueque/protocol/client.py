@@ -1,0 +1,103 @@
+"""The entry point: a connection to Redis and the objects built on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis as redis_py
+
+from . import introspection, keys
+from .listener import DEFAULT_BLOCK_TIMEOUT, Listener
+from .processor import Processor
+from .queue import Queue
+from .replies import fields
+from .scripts import Scripts
+from .task import Task
+
+
+class Client:
+    """A connection to a Blueque system.
+
+    ``Client("redis://host:port/db")`` as in Blueque 1.0.1, or
+    ``Client(hostname="localhost", port=6379, db=0)``, or
+    ``Client(redis=existing_client)`` to share a ``redis.Redis`` that decodes
+    responses. Extra keyword arguments go to ``redis.Redis``. No connection is
+    opened until the first command.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        hostname: str | None = None,
+        port: int = 6379,
+        db: int = 0,
+        redis: redis_py.Redis | None = None,
+        **redis_kwargs: Any,
+    ) -> None:
+        if sum(x is not None for x in (url, hostname, redis)) != 1:
+            raise TypeError("Client needs exactly one of: a URL, hostname=..., or redis=...")
+        if redis is not None:
+            if not redis.connection_pool.connection_kwargs.get("decode_responses"):
+                raise ValueError("Client(redis=...) needs a redis.Redis made with decode_responses=True")
+            self._redis = redis
+        elif url is not None:
+            self._redis = redis_py.Redis.from_url(url, decode_responses=True, **redis_kwargs)
+        else:
+            self._redis = redis_py.Redis(
+                host=hostname or "localhost", port=port, db=db, decode_responses=True, **redis_kwargs
+            )
+        self._scripts = Scripts(self._redis)
+
+    @property
+    def redis(self) -> redis_py.Redis:
+        """The underlying redis-py client (responses decoded to ``str``)."""
+        return self._redis
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def get_queue(self, name: str) -> Queue:
+        return Queue(name, self._redis, self._scripts)
+
+    def get_task(self, task_id: str) -> Task:
+        """A snapshot of one task; ``task.exists`` is False if Redis has no such task."""
+        return Task(task_id, fields(self._redis.hgetall(keys.task(task_id))))
+
+    def get_tasks(self, task_ids: Iterable[str]) -> list[Task]:
+        """Snapshots of many tasks, in one round trip."""
+        ids = list(task_ids)
+        with self._redis.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hgetall(keys.task(task_id))
+            return [Task(task_id, fields) for task_id, fields in zip(ids, pipe.execute(), strict=True)]
+
+    def get_listener(
+        self,
+        queue_name: str,
+        *more_queue_names: str,
+        block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
+        listener_id: str | None = None,
+    ) -> Listener:
+        """A listener on one queue or, served in the order given, several."""
+        return Listener(
+            self._redis,
+            self._scripts,
+            Task,
+            (queue_name, *more_queue_names),
+            block_timeout=block_timeout,
+            listener_id=listener_id,
+        )
+
+    def get_processor(self, task: Task) -> Processor:
+        return Processor(self._redis, task)
+
+    def queue_names(self) -> list[str]:
+        return introspection.queue_names(self._redis)
+
+    def queue_stats(self, names: Sequence[str] | None = None) -> dict[str, introspection.QueueStats]:
+        return introspection.queue_stats(self._redis, names)
+
+    def task_ids(self, queue: str, status: str, offset: int = 0, count: int = 50) -> list[str]:
+        return introspection.task_ids(self._redis, queue, status, offset, count)

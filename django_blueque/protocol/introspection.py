@@ -1,0 +1,120 @@
+"""Read-only views of queues for dashboards and the command line.
+
+Every function costs a fixed number of round trips and work proportional to
+what it returns (a page of ids, a row per queue), never to the length of a
+queue. Reserved and started tasks are the exception that proves the rule:
+they are found through the listeners' reserved lists, so the work is
+proportional to the number of tasks running, which the workers' slots bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from . import keys
+from .replies import string_set, strings
+from .task import COMPLETE, FAILED, PENDING, RESERVED, SCHEDULED, STARTED, STATUSES
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from redis import Redis
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """How many tasks a queue holds in each state, and how many listeners it has."""
+
+    name: str
+    pending: int
+    scheduled: int
+    reserved: int
+    started: int
+    complete: int
+    failed: int
+    listeners: int
+
+    def counts(self) -> dict[str, int]:
+        """The figures without the name, e.g. for JSON."""
+        figures = asdict(self)
+        del figures["name"]
+        return figures
+
+
+def queue_names(redis: Redis) -> list[str]:
+    """Every queue Redis knows of (``blueque_queues``), sorted by name."""
+    return sorted(strings(redis.zrange(keys.queues(), 0, -1)))
+
+
+def queue_stats(redis: Redis, names: Iterable[str] | None = None) -> dict[str, QueueStats]:
+    """Counts per state for the given queues (default: all). Three round trips."""
+    names = queue_names(redis) if names is None else list(names)
+    with redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.llen(keys.pending(name))
+            pipe.zcard(keys.scheduled(name))
+            pipe.scard(keys.started(name))
+            pipe.llen(keys.complete(name))
+            pipe.llen(keys.failed(name))
+            pipe.smembers(keys.listeners(name))
+        replies = pipe.execute()
+    rows = [replies[i : i + 6] for i in range(0, len(replies), 6)]
+    with redis.pipeline(transaction=False) as pipe:
+        for name, row in zip(names, rows, strict=True):
+            for listener_id in string_set(row[5]):
+                pipe.llen(keys.reserved(name, listener_id))
+        taken = iter(pipe.execute())
+    stats = {}
+    for name, (pending, scheduled, started, complete, failed, listeners) in zip(names, rows, strict=True):
+        # A reserved list holds a task from the moment it is taken until it
+        # finishes, so it counts started tasks too.
+        in_reserved_lists = sum(next(taken) for _ in listeners)
+        stats[name] = QueueStats(
+            name=name,
+            pending=pending,
+            scheduled=scheduled,
+            reserved=max(in_reserved_lists - started, 0),
+            started=started,
+            complete=complete,
+            failed=failed,
+            listeners=len(listeners),
+        )
+    return stats
+
+
+def task_ids(redis: Redis, queue: str, status: str, offset: int = 0, count: int = 50) -> list[str]:
+    """One page of the ids of ``queue``'s tasks in ``status``.
+
+    Order: pending and scheduled tasks in the order they will run; complete
+    and failed tasks newest first; reserved and started tasks by listener.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"Unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+    if offset < 0 or count < 1:
+        raise ValueError("offset must be >= 0 and count >= 1")
+    last = offset + count - 1
+    if status == PENDING:
+        # The oldest task, next to run, is at the right-hand end.
+        return list(reversed(strings(redis.lrange(keys.pending(queue), -1 - last, -1 - offset))))
+    if status == SCHEDULED:
+        return strings(redis.zrange(keys.scheduled(queue), offset, last))
+    if status in (COMPLETE, FAILED):
+        key = keys.complete(queue) if status == COMPLETE else keys.failed(queue)
+        return strings(redis.lrange(key, offset, last))
+    return _running_ids(redis, queue, status)[offset : last + 1]
+
+
+def _running_ids(redis: Redis, queue: str, status: str) -> list[str]:
+    listeners = sorted(string_set(redis.smembers(keys.listeners(queue))))
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.smembers(keys.started(queue))
+        for listener_id in listeners:
+            pipe.lrange(keys.reserved(queue, listener_id), 0, -1)
+        started_members, *lists = pipe.execute()
+    started = {keys.parse_started_member(member)[2] for member in started_members}
+    in_lists = [task_id for ids in lists for task_id in reversed(ids)]
+    if status == STARTED:
+        return [task_id for task_id in in_lists if task_id in started]
+    assert status == RESERVED
+    return [task_id for task_id in in_lists if task_id not in started]

@@ -1,0 +1,119 @@
+"""The Blueque key schema: every Redis key the protocol reads or writes.
+
+This module is the specification. Key names, Redis types and hash fields are
+those of Blueque 1.0.1, so a task written by either implementation can be read
+and run by the other. Keys added by django-blueque are marked *extension*;
+Blueque 1.0.1 never reads them.
+
+``blueque_queues`` (sorted set)
+    Member: queue name. Score: number of listeners on the queue. Enqueueing
+    adds 0 so a queue with tasks but no listener is still listed.
+
+``blueque_pending_tasks_<queue>`` (list)
+    Ids of tasks waiting to run. Producers ``LPUSH``; listeners move the
+    right-hand end (the oldest task) to their reserved list.
+
+``blueque_scheduled_tasks_<queue>`` (sorted set)
+    Ids of tasks waiting for their ETA. Score: ETA, float epoch seconds.
+
+``blueque_reserved_tasks_<queue>_<listener id>`` (list)
+    Ids of tasks a listener has taken: reserved, then started. A task stays
+    here until it completes or fails.
+
+``blueque_started_tasks_<queue>`` (set)
+    Members ``"<listener id> <pid> <task id>"``, one per running task. (The
+    1.0 README says sorted set; 1.0.1 and every deployment use a set.)
+
+``blueque_complete_tasks_<queue>`` / ``blueque_failed_tasks_<queue>`` (lists)
+    Ids of finished tasks, newest on the left, until they are deleted.
+
+``blueque_listeners_<queue>`` (set)
+    Listener ids, ``"<fqdn>_<pid>"``, of the listeners on a queue.
+
+``blueque_task_<task id>`` (hash)
+    All the data of one task. Fields of 1.0: ``status`` (``scheduled``,
+    ``pending``, ``reserved``, ``started``, ``complete``, ``failed``),
+    ``queue``, ``parameters``, ``result``, ``error``, ``node`` (listener id),
+    ``pid``, ``created``, ``updated``, ``eta`` (timestamps are float epoch
+    seconds written as decimal strings) and ``reclaimed_node``, set when a
+    listener takes over the task of a dead one.
+
+``blueque_channel_<queue>`` (pub/sub channel, *extension*)
+    A message (the queue name, never a task id) is published whenever a task
+    becomes pending, so listeners on several queues can sleep until there is
+    work. A listener must still take the task with a list move, so only one
+    listener runs it. Producers that do not publish (Blueque 1.0.1) are
+    covered by a bounded poll.
+
+The 1.0 README also describes ``blueque_tasks_<queue>``, a list of every task
+in a queue. Blueque 1.0.1 never writes it and neither does django-blueque: it
+would grow without bound and every figure it could give is derived from the
+keys above.
+"""
+
+PREFIX = "blueque"
+
+
+def _key(*parts: str) -> str:
+    return "_".join((PREFIX, *parts))
+
+
+def queues() -> str:
+    """Sorted set of queue names, scored by listener count."""
+    return _key("queues")
+
+
+def pending(queue: str) -> str:
+    """List of ids of the tasks waiting to run on ``queue``."""
+    return _key("pending_tasks", queue)
+
+
+def scheduled(queue: str) -> str:
+    """Sorted set of ids of the tasks waiting for their ETA, scored by ETA."""
+    return _key("scheduled_tasks", queue)
+
+
+def reserved(queue: str, listener_id: str) -> str:
+    """List of ids of the tasks that ``listener_id`` has taken from ``queue``."""
+    return _key("reserved_tasks", queue, listener_id)
+
+
+def started(queue: str) -> str:
+    """Set of ``"<listener id> <pid> <task id>"`` for each running task."""
+    return _key("started_tasks", queue)
+
+
+def complete(queue: str) -> str:
+    """List of ids of the tasks of ``queue`` that completed."""
+    return _key("complete_tasks", queue)
+
+
+def failed(queue: str) -> str:
+    """List of ids of the tasks of ``queue`` that failed."""
+    return _key("failed_tasks", queue)
+
+
+def listeners(queue: str) -> str:
+    """Set of the ids of the listeners on ``queue``."""
+    return _key("listeners", queue)
+
+
+def task(task_id: str) -> str:
+    """Hash holding every field of one task."""
+    return _key("task", task_id)
+
+
+def channel(queue: str) -> str:
+    """Pub/sub channel announcing new pending tasks on ``queue`` (extension)."""
+    return _key("channel", queue)
+
+
+def started_member(listener_id: str, pid: int | str, task_id: str) -> str:
+    """The member of :func:`started` that stands for one running task."""
+    return f"{listener_id} {pid} {task_id}"
+
+
+def parse_started_member(member: str) -> tuple[str, str, str]:
+    """Split a :func:`started` member into ``(listener id, pid, task id)``."""
+    listener_id, pid, task_id = member.rsplit(" ", 2)
+    return listener_id, pid, task_id

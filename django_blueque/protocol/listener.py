@@ -1,0 +1,283 @@
+"""Taking tasks: blocking listen, one or several queues, and orphan recovery.
+
+Taking a task is two steps, as in Blueque 1.0: an atomic list move from
+pending to the listener's reserved list (``BLMOVE``, the same on the wire as
+1.0's ``RPOPLPUSH``), then a script that marks the task ``reserved``. They
+cannot be one script because the task's key is only known once its id has
+been moved, and Redis wants every key a script touches named up front. A
+listener that dies between the two leaves a task in its reserved list whose
+status still says ``pending``; :meth:`Listener.claim_orphan` takes such a task
+over like any other reserved one, and a listener that lost its connection
+mid-move finds it in its own list (:meth:`Listener.listen` checks first).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import TYPE_CHECKING
+
+import redis.exceptions
+
+from . import keys
+from .queue import validate_queue_name
+from .replies import fields, string_or_none, string_set, strings
+from .task import PENDING, STARTED, Task
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.client import PubSub
+
+    from .scripts import Scripts
+
+logger = logging.getLogger(__name__)
+
+#: Longest single blocking call, in seconds. An idle listener sends one
+#: command per period, and stays responsive to shutdown within it.
+DEFAULT_BLOCK_TIMEOUT = 2.0
+
+
+@cache
+def hostname() -> str:
+    """This node's name, as used in listener ids (``socket.getfqdn()``, as in 1.0.1)."""
+    return socket.getfqdn()
+
+
+def listener_id_for(pid: int) -> str:
+    return f"{hostname()}_{pid}"
+
+
+def parse_listener_id(listener_id: str) -> tuple[str, int] | None:
+    """Split ``"<host>_<pid>"``; ``None`` for an id of another form."""
+    host, _, pid = listener_id.rpartition("_")
+    if not host or not pid.isdigit():
+        return None
+    return host, int(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _block_timeout(redis: Redis, wanted: float) -> float:
+    # A blocking call must return before the client's socket timeout fires,
+    # or redis-py reports a timeout error (redis-py 8 defaults to 5 s).
+    socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+    if socket_timeout:
+        wanted = min(wanted, float(socket_timeout) - 0.5)
+    return max(wanted, 0.1)
+
+
+class Listener:
+    """Takes tasks from one or more queues for one process. Made by :meth:`Client.get_listener`.
+
+    Creating a listener registers it in each queue's listener set, as 1.0.1
+    does; :meth:`close` removes it again once it holds no task.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        task_factory: Callable[[str, dict[str, str]], Task],
+        queue_names: Sequence[str],
+        *,
+        block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
+        listener_id: str | None = None,
+    ) -> None:
+        if not queue_names:
+            raise ValueError("A listener needs at least one queue")
+        self._queues = tuple(validate_queue_name(name) for name in queue_names)
+        if len(set(self._queues)) != len(self._queues):
+            raise ValueError(f"Queue listed twice: {', '.join(self._queues)}")
+        self._redis = redis
+        self._scripts = scripts
+        self._task_factory = task_factory
+        self._block = _block_timeout(redis, block_timeout)
+        self._id = listener_id or listener_id_for(os.getpid())
+        self._pubsub: PubSub | None = None
+        # Set when a move may have happened without our seeing its reply.
+        self._check_own_lists = True
+        for queue in self._queues:
+            scripts.register(keys=[keys.listeners(queue), keys.queues()], args=[self._id, queue])
+
+    def __repr__(self) -> str:
+        return f"<Listener {self._id} on {', '.join(self._queues)}>"
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        return self._queues
+
+    def listen(self, timeout: float | None = None) -> Task | None:
+        """Take the next task and mark it reserved; block until there is one.
+
+        With ``timeout`` (seconds), return ``None`` if no task came in that
+        time. Queues are tried in the order given. One queue blocks in Redis
+        (``BLMOVE``); several wait on the queues' pub/sub channels, polling
+        every block period for producers that do not publish.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._check_own_lists:
+            task = self._resume_own()
+            if task is not None:
+                return task
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            wait = self._block if remaining is None else min(self._block, max(remaining, 0.0))
+            try:
+                taken = self._take(wait)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                self._check_own_lists = True
+                self._close_pubsub()
+                raise
+            if taken is not None:
+                task = self._reserve(*taken)
+                if task is not None:
+                    return task
+                continue
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def _take(self, wait: float) -> tuple[str, str] | None:
+        """Move one id to our reserved list; ``(queue, id)`` or ``None`` after ``wait``."""
+        if len(self._queues) == 1:
+            queue = self._queues[0]
+            src, dst = keys.pending(queue), keys.reserved(queue, self._id)
+            if wait <= 0:
+                task_id = string_or_none(self._redis.lmove(src, dst, "RIGHT", "LEFT"))
+            else:
+                # Redis takes a float timeout; redis-py's annotation says int.
+                task_id = string_or_none(self._redis.blmove(src, dst, wait, "RIGHT", "LEFT"))  # type: ignore[arg-type]
+            return None if task_id is None else (queue, task_id)
+        pubsub = self._subscribe()
+        taken = self._take_first()
+        if taken is None and wait > 0:
+            if pubsub.get_message(ignore_subscribe_messages=True, timeout=wait) is not None:
+                while pubsub.get_message(ignore_subscribe_messages=True, timeout=0) is not None:
+                    pass
+            taken = self._take_first()
+        return taken
+
+    def _take_first(self) -> tuple[str, str] | None:
+        script_keys: list[str] = []
+        for queue in self._queues:
+            script_keys += [keys.pending(queue), keys.reserved(queue, self._id)]
+        found = self._scripts.take_first(keys=script_keys)
+        if not found:
+            return None
+        index, task_id = found
+        return self._queues[int(index)], task_id
+
+    def _subscribe(self) -> PubSub:
+        if self._pubsub is None:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub.subscribe(*(keys.channel(queue) for queue in self._queues))
+            self._pubsub = pubsub
+        return self._pubsub
+
+    def _close_pubsub(self) -> None:
+        if self._pubsub is not None:
+            try:
+                self._pubsub.close()
+            finally:
+                self._pubsub = None
+
+    def _reserve(self, queue: str, task_id: str) -> Task | None:
+        reply = self._scripts.reserve(
+            keys=[keys.task(task_id), keys.reserved(queue, self._id)],
+            args=[task_id, self._id, time.time()],
+        )
+        if len(reply) % 2:
+            logger.warning(
+                "Dropped task id %s from queue %s: its status is %r, not pending", task_id, queue, reply[0] or None
+            )
+            return None
+        return self._task_factory(task_id, dict(zip(reply[::2], reply[1::2], strict=True)))
+
+    def _resume_own(self) -> Task | None:
+        """Reserve a task left in our own list by a move whose reply was lost."""
+        for queue in self._queues:
+            for task_id in reversed(strings(self._redis.lrange(keys.reserved(queue, self._id), 0, -1))):
+                if self._redis.hget(keys.task(task_id), "status") == PENDING:
+                    task = self._reserve(queue, task_id)
+                    if task is not None:
+                        return task
+        self._check_own_lists = False
+        return None
+
+    def claim_orphan(self) -> Task | None:
+        """Take over one task of a dead listener on this host, or return ``None``.
+
+        A listener is dead when its id names this host and a pid that no
+        longer runs (Blueque 1.0.1's rule). Its reserved tasks, and started
+        tasks whose process is gone, move to this listener as reserved tasks
+        for the caller to run; a started task whose process still runs is left
+        to finish. A dead listener that holds nothing more is deregistered.
+        """
+        for queue in self._queues:
+            for other in sorted(string_set(self._redis.smembers(keys.listeners(queue)))):
+                parsed = parse_listener_id(other)
+                if other == self._id or parsed is None:
+                    continue
+                host, pid = parsed
+                if host != hostname() or pid_alive(pid):
+                    continue
+                task = self._reclaim_from(queue, other)
+                if task is not None:
+                    return task
+        return None
+
+    def _reclaim_from(self, queue: str, dead_id: str) -> Task | None:
+        dead_list = keys.reserved(queue, dead_id)
+        # Oldest first; the list is bounded by what the dead listener ran.
+        for task_id in reversed(strings(self._redis.lrange(dead_list, 0, -1))):
+            status, pid = strings(self._redis.hmget(keys.task(task_id), ["status", "pid"]))
+            started_member = ""
+            if status == STARTED and pid:
+                if pid.isdigit() and pid_alive(int(pid)):
+                    continue  # its process outlived the listener and will finish it
+                started_member = keys.started_member(dead_id, pid, task_id)
+            taken = self._scripts.reclaim(
+                keys=[dead_list, keys.reserved(queue, self._id), keys.task(task_id), keys.started(queue)],
+                args=[task_id, self._id, time.time(), started_member],
+            )
+            if taken == 1:
+                logger.info("Listener %s took over task %s of dead listener %s", self._id, task_id, dead_id)
+                return self._task_factory(task_id, fields(self._redis.hgetall(keys.task(task_id))))
+        self._deregister(queue, dead_id)
+        return None
+
+    def _deregister(self, queue: str, listener_id: str) -> bool:
+        return bool(
+            self._scripts.deregister(
+                keys=[keys.listeners(queue), keys.queues(), keys.reserved(queue, listener_id)],
+                args=[listener_id, queue],
+            )
+        )
+
+    def close(self) -> None:
+        """Deregister from every queue on which this listener holds no task."""
+        self._close_pubsub()
+        for queue in self._queues:
+            self._deregister(queue, self._id)
+
+    def __enter__(self) -> Listener:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,119 @@
+"""Producing tasks: enqueue, schedule, move due tasks, delete finished tasks."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from . import keys
+from .replies import strings
+from .task import COMPLETE, FAILED, PENDING, SCHEDULED, Task
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.client import Pipeline
+
+    from .scripts import Scripts
+
+#: Due tasks moved per script call by :meth:`Queue.enqueue_due_tasks`; bounds
+#: how long one call holds Redis.
+DUE_BATCH = 500
+
+
+def validate_queue_name(name: str) -> str:
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise ValueError(f"A queue name must be a non-empty string without surrounding spaces, not {name!r}")
+    return name
+
+
+class Queue:
+    """One named queue. Made by :meth:`Client.get_queue`."""
+
+    def __init__(self, name: str, redis: Redis, scripts: Scripts) -> None:
+        self._name = validate_queue_name(name)
+        self._redis = redis
+        self._scripts = scripts
+
+    def __repr__(self) -> str:
+        return f"<Queue {self._name}>"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _new_task(self, pipe: Pipeline, status: str, parameters: str, extra: dict[str, str | float] | None) -> str:
+        if not isinstance(parameters, str):
+            raise TypeError(f"Task parameters must be a string, not {type(parameters).__name__}")
+        task_id = str(uuid.uuid4())
+        now = time.time()
+        fields: dict[str, str | float] = dict(extra or {})
+        fields.update(status=status, queue=self._name, parameters=parameters, created=now, updated=now)
+        pipe.hset(keys.task(task_id), mapping=fields)  # type: ignore[arg-type]
+        # Adding 0 lists a queue that has tasks but no listener yet.
+        pipe.zincrby(keys.queues(), 0, self._name)
+        return task_id
+
+    def enqueue(self, parameters: str, *, extra: dict[str, str | float] | None = None) -> str:
+        """Add a pending task and return its id. One round trip, atomic.
+
+        ``parameters`` is an opaque string handed to the task's runner;
+        ``extra`` holds additional hash fields for clients that know them.
+        """
+        with self._redis.pipeline(transaction=True) as pipe:
+            task_id = self._new_task(pipe, PENDING, parameters, extra)
+            pipe.lpush(keys.pending(self._name), task_id)
+            pipe.publish(keys.channel(self._name), self._name)
+            pipe.execute()
+        return task_id
+
+    def schedule(self, parameters: str, eta: float, *, extra: dict[str, str | float] | None = None) -> str:
+        """Add a task that becomes pending at ``eta`` (epoch seconds); return its id.
+
+        As in Blueque 1.0.1, an ETA in the past enqueues the task at once.
+        """
+        eta = float(eta)
+        if eta < time.time():
+            return self.enqueue(parameters, extra=extra)
+        with self._redis.pipeline(transaction=True) as pipe:
+            task_id = self._new_task(pipe, SCHEDULED, parameters, {**(extra or {}), "eta": eta})
+            pipe.zadd(keys.scheduled(self._name), {task_id: eta})
+            pipe.execute()
+        return task_id
+
+    def enqueue_due_tasks(self, now: float | None = None) -> int:
+        """Move every scheduled task whose ETA has passed to pending.
+
+        Safe to call from any number of processes at once: each task is moved
+        by exactly one caller. Returns how many tasks this call moved.
+        """
+        now = time.time() if now is None else now
+        scheduled_key = keys.scheduled(self._name)
+        moved = 0
+        while True:
+            due = strings(self._redis.zrangebyscore(scheduled_key, "-inf", now, start=0, num=DUE_BATCH))
+            if not due:
+                return moved
+            moved += int(
+                self._scripts.enqueue_due(
+                    keys=[scheduled_key, keys.pending(self._name), *map(keys.task, due)],
+                    args=[now, keys.channel(self._name), *due],
+                )
+            )
+            if len(due) < DUE_BATCH:
+                return moved
+
+    def delete_task(self, task: Task) -> None:
+        """Delete a finished task: its hash and its place in the finished list."""
+        if task.queue != self._name:
+            raise ValueError(f"Task {task.id} is not in queue {self._name}")
+        if task.status == COMPLETE:
+            finished_key = keys.complete(self._name)
+        elif task.status == FAILED:
+            finished_key = keys.failed(self._name)
+        else:
+            raise ValueError(f"Cannot delete task {task.id} with status {task.status}")
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.task(task.id))
+            pipe.lrem(finished_key, 1, task.id)
+            pipe.execute()

@@ -1,0 +1,113 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from django_blueque.protocol import Client, Task, forking_runner, keys
+
+
+def echo(task: Task) -> str:
+    return f"{task.parameters} done by {os.getpid()}"
+
+
+def test_burst_runs_every_task_in_its_own_process(client: Client) -> None:
+    queue = client.get_queue("q")
+    ids = [queue.enqueue(str(i)) for i in range(10)]
+    assert forking_runner.run(client, "q", echo, 3, burst=True) == 10
+    tasks = client.get_tasks(ids)
+    assert [t.status for t in tasks] == ["complete"] * 10
+    assert all(t.result == f"{t.parameters} done by {t.pid}" for t in tasks)
+    assert len({t.pid for t in tasks}) == 10
+    assert os.getpid() not in {t.pid for t in tasks}
+    stats = client.queue_stats(["q"])["q"]
+    assert (stats.pending, stats.reserved, stats.started, stats.complete, stats.listeners) == (0, 0, 0, 10, 0)
+
+
+def raise_error(task: Task) -> str:
+    raise RuntimeError(f"cannot process {task.parameters}")
+
+
+def return_a_number(task: Task) -> str:
+    return 42  # type: ignore[return-value]
+
+
+def kill_self(task: Task) -> str:
+    os.kill(os.getpid(), signal.SIGKILL)
+    return "unreachable"
+
+
+@pytest.mark.parametrize(
+    ("callback", "error"),
+    [
+        (raise_error, "cannot process x"),
+        (return_a_number, "A task callback must return a string or None, not int"),
+        (kill_self, "killed by signal 9"),
+    ],
+)
+def test_failures_end_failed_with_the_reason(client: Client, callback: forking_runner.TaskCallback, error: str) -> None:
+    task_id = client.get_queue("q").enqueue("x")
+    forking_runner.run(client, "q", callback, 1, burst=True)
+    task = client.get_task(task_id)
+    assert task.status == "failed"
+    assert error in (task.error or "")
+    assert client.redis.lrange(keys.failed("q"), 0, -1) == [task_id]
+    assert client.redis.scard(keys.started("q")) == 0
+
+
+def test_runner_serves_several_queues_by_priority(client: Client) -> None:
+    low = client.get_queue("low").enqueue("low")
+    high = client.get_queue("high").enqueue("high")
+    forking_runner.run(client, ["high", "low"], echo, 1, burst=True)
+    first, second = client.get_tasks([high, low])
+    assert first.status == second.status == "complete"
+    assert (first.updated or 0) < (second.updated or 0)
+
+
+def test_runner_claims_orphans_on_start(client: Client) -> None:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    dead = f"{client.get_listener('q').id.rpartition('_')[0]}_{process.pid}"
+    task_id = client.get_queue("q").enqueue("orphan")
+    client.redis.sadd(keys.listeners("q"), dead)
+    client.redis.lmove(keys.pending("q"), keys.reserved("q", dead), "RIGHT", "LEFT")
+    client.redis.hset(keys.task(task_id), mapping={"status": "reserved", "node": dead})
+    forking_runner.run(client, "q", echo, 1, burst=True)
+    assert client.get_task(task_id).status == "complete"
+    assert dead not in client.redis.smembers(keys.listeners("q"))
+
+
+RUNNER = textwrap.dedent(
+    """
+    import sys, time
+    from django_blueque.protocol import Client, forking_runner
+
+    def slow(task):
+        time.sleep(float(task.parameters))
+        return "slept"
+
+    forking_runner.run(Client(sys.argv[1]), "q", slow, 2, block_timeout=0.2)
+    """
+)
+
+
+def test_sigterm_lets_running_tasks_finish_and_takes_no_more(client: Client, redis_url: str) -> None:
+    queue = client.get_queue("q")
+    running = [queue.enqueue("1.5"), queue.enqueue("1.5")]
+    waiting = queue.enqueue("0")
+    process = subprocess.Popen([sys.executable, "-c", RUNNER, redis_url])
+    try:
+        deadline = time.monotonic() + 10
+        while client.queue_stats(["q"])["q"].started < 2:
+            assert time.monotonic() < deadline, "the runner did not start its tasks"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        process.kill()
+    assert [t.status for t in client.get_tasks(running)] == ["complete", "complete"]
+    assert client.get_task(waiting).status == "pending"
+    assert client.redis.scard(keys.listeners("q")) == 0

@@ -1,0 +1,25 @@
+"""The key schema is the wire protocol: these literals must never drift from Blueque 1.0.1."""
+
+from django_blueque.protocol import keys
+
+
+def test_keys_are_those_of_blueque_1_0_1() -> None:
+    assert keys.queues() == "blueque_queues"
+    assert keys.pending("some.queue") == "blueque_pending_tasks_some.queue"
+    assert keys.scheduled("some.queue") == "blueque_scheduled_tasks_some.queue"
+    assert keys.reserved("some.queue", "host.example_42") == "blueque_reserved_tasks_some.queue_host.example_42"
+    assert keys.started("some.queue") == "blueque_started_tasks_some.queue"
+    assert keys.complete("some.queue") == "blueque_complete_tasks_some.queue"
+    assert keys.failed("some.queue") == "blueque_failed_tasks_some.queue"
+    assert keys.listeners("some.queue") == "blueque_listeners_some.queue"
+    assert keys.task("1234") == "blueque_task_1234"
+
+
+def test_extension_channel() -> None:
+    assert keys.channel("some.queue") == "blueque_channel_some.queue"
+
+
+def test_started_member_round_trip() -> None:
+    member = keys.started_member("host_with_underscores_42", 4242, "abcd-ef")
+    assert member == "host_with_underscores_42 4242 abcd-ef"
+    assert keys.parse_started_member(member) == ("host_with_underscores_42", "4242", "abcd-ef")

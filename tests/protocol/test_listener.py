@@ -1,0 +1,169 @@
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from django_blueque.protocol import Client, keys
+from django_blueque.protocol.listener import hostname, parse_listener_id
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_listener_registers_and_deregisters(client: Client) -> None:
+    listener = client.get_listener("q")
+    assert listener.id == f"{hostname()}_{os.getpid()}"
+    assert client.redis.smembers(keys.listeners("q")) == {listener.id}
+    assert client.redis.zscore(keys.queues(), "q") == 1
+    client.get_listener("q")  # the same process again: counted once
+    assert client.redis.zscore(keys.queues(), "q") == 1
+    listener.close()
+    assert client.redis.scard(keys.listeners("q")) == 0
+    assert client.redis.zscore(keys.queues(), "q") == 0
+
+
+def test_close_keeps_a_listener_that_holds_tasks_findable(client: Client) -> None:
+    client.get_queue("q").enqueue("x")
+    listener = client.get_listener("q")
+    assert listener.listen(timeout=1) is not None
+    listener.close()
+    assert client.redis.smembers(keys.listeners("q")) == {listener.id}
+
+
+def test_listen_takes_the_oldest_task_and_marks_it_reserved(client: Client) -> None:
+    queue = client.get_queue("q")
+    first, second = queue.enqueue("1"), queue.enqueue("2")
+    listener = client.get_listener("q")
+    task = listener.listen(timeout=1)
+    assert task is not None and task.id == first
+    assert (task.status, task.node, task.parameters) == ("reserved", listener.id, "1")
+    assert client.get_task(first).status == "reserved"
+    assert client.redis.lrange(keys.reserved("q", listener.id), 0, -1) == [first]
+    assert client.redis.lrange(keys.pending("q"), 0, -1) == [second]
+
+
+@pytest.mark.parametrize("queues", [("q",), ("a", "b", "q")])
+def test_listen_times_out_with_none(client: Client, queues: tuple[str, ...]) -> None:
+    listener = client.get_listener(*queues, block_timeout=0.2)
+    started = time.monotonic()
+    assert listener.listen(timeout=0.5) is None
+    assert 0.4 < time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("queues", [("q",), ("a", "b", "q")])
+def test_a_blocked_listener_wakes_when_a_task_arrives(client: Client, queues: tuple[str, ...]) -> None:
+    # With a 20 s block period, waking early proves the listener is woken by
+    # the task rather than finding it on its next poll.
+    listener = client.get_listener(*queues, block_timeout=20)
+    enqueued: list[float] = []
+
+    def produce() -> None:
+        time.sleep(0.3)
+        enqueued.append(time.monotonic())
+        client.get_queue("q").enqueue("wake")
+
+    threading.Thread(target=produce).start()
+    task = listener.listen(timeout=10)
+    assert task is not None and task.parameters == "wake"
+    assert time.monotonic() - enqueued[0] < 2
+
+
+def test_several_queues_are_served_in_the_order_given(client: Client) -> None:
+    low = client.get_queue("low").enqueue("low")
+    high = client.get_queue("high").enqueue("high")
+    listener = client.get_listener("high", "low")
+    taken = [listener.listen(timeout=1), listener.listen(timeout=1)]
+    assert [t.id for t in taken if t] == [high, low]
+    assert client.redis.llen(keys.reserved("high", listener.id)) == 1
+    assert client.redis.llen(keys.reserved("low", listener.id)) == 1
+
+
+def test_several_queues_find_tasks_of_producers_that_do_not_publish(client: Client) -> None:
+    # Blueque 1.0.1 producers push without publishing: the bounded poll finds them.
+    listener = client.get_listener("a", "b", block_timeout=0.3)
+    client.redis.hset(keys.task("foreign"), mapping={"status": "pending", "queue": "b", "parameters": "p"})
+    client.redis.lpush(keys.pending("b"), "foreign")
+    task = listener.listen(timeout=5)
+    assert task is not None and task.id == "foreign"
+
+
+def test_listen_drops_ids_that_are_not_pending_tasks(client: Client) -> None:
+    finished = client.get_queue("q").enqueue("x")
+    client.redis.hset(keys.task(finished), "status", "complete")
+    client.redis.lpush(keys.pending("q"), "no-such-task")
+    good = client.get_queue("q").enqueue("good")
+    listener = client.get_listener("q")
+    task = listener.listen(timeout=1)
+    assert task is not None and task.id == good
+    assert client.redis.lrange(keys.reserved("q", listener.id), 0, -1) == [good]
+    assert client.get_task(finished).status == "complete"
+    assert not client.get_task("no-such-task").exists
+
+
+def test_listen_resumes_a_task_whose_move_was_not_followed_by_the_status_update(client: Client) -> None:
+    # A listener that lost its connection between the move and the status
+    # update left the task in its reserved list, still "pending".
+    task_id = client.get_queue("q").enqueue("x")
+    client.redis.lmove(keys.pending("q"), keys.reserved("q", "node_1"), "RIGHT", "LEFT")
+    task = client.get_listener("q", listener_id="node_1").listen(timeout=0)
+    assert task is not None and task.id == task_id and task.status == "reserved"
+
+
+def _orphan(client: Client, listener_id: str, status: str, pid: int | None = None) -> str:
+    task_id = client.get_queue("q").enqueue(status)
+    client.redis.sadd(keys.listeners("q"), listener_id)
+    client.redis.lmove(keys.pending("q"), keys.reserved("q", listener_id), "RIGHT", "LEFT")
+    client.redis.hset(keys.task(task_id), mapping={"status": status, "node": listener_id})
+    if pid is not None:
+        client.redis.hset(keys.task(task_id), "pid", pid)
+        client.redis.sadd(keys.started("q"), keys.started_member(listener_id, pid, task_id))
+    return task_id
+
+
+def test_claim_orphan_takes_over_the_tasks_of_a_dead_listener(client: Client) -> None:
+    dead = f"{hostname()}_{dead_pid()}"
+    gap = _orphan(client, dead, "pending")
+    reserved = _orphan(client, dead, "reserved")
+    crashed = _orphan(client, dead, "started", pid=dead_pid())
+    still_running = _orphan(client, dead, "started", pid=os.getpid())
+    listener = client.get_listener("q")
+
+    claimed = []
+    while (task := listener.claim_orphan()) is not None:
+        claimed.append(task)
+    assert [t.id for t in claimed] == [gap, reserved, crashed]
+    for task in claimed:
+        assert (task.status, task.node, task.reclaimed_node, task.pid) == ("reserved", listener.id, listener.id, None)
+    assert client.redis.lrange(keys.reserved("q", dead), 0, -1) == [still_running]
+    assert client.redis.smembers(keys.started("q")) == {f"{dead} {os.getpid()} {still_running}"}
+    # The dead listener still holds a running task, so it stays registered.
+    assert dead in client.redis.smembers(keys.listeners("q"))
+
+
+def test_claim_orphan_deregisters_a_dead_listener_with_nothing_left(client: Client) -> None:
+    dead = f"{hostname()}_{dead_pid()}"
+    client.redis.sadd(keys.listeners("q"), dead)
+    client.redis.zincrby(keys.queues(), 1, "q")
+    listener = client.get_listener("q")
+    assert listener.claim_orphan() is None
+    assert client.redis.smembers(keys.listeners("q")) == {listener.id}
+    assert client.redis.zscore(keys.queues(), "q") == 1
+
+
+def test_claim_orphan_leaves_live_and_foreign_listeners_alone(client: Client) -> None:
+    alive = _orphan(client, f"{hostname()}_{os.getppid()}", "reserved")
+    elsewhere = _orphan(client, f"other-host.example_{dead_pid()}", "reserved")
+    odd = _orphan(client, "not-a-blueque-id", "reserved")
+    assert client.get_listener("q").claim_orphan() is None
+    assert [t.status for t in client.get_tasks([alive, elsewhere, odd])] == ["reserved"] * 3
+
+
+def test_parse_listener_id() -> None:
+    assert parse_listener_id("host_name.example_42") == ("host_name.example", 42)
+    assert parse_listener_id("nopid") is None
+    assert parse_listener_id("host_x") is None

@@ -1,0 +1,121 @@
+import threading
+import time
+
+import pytest
+
+from django_blueque.protocol import Client, keys
+
+
+def test_enqueue_writes_the_1_0_fields(client: Client) -> None:
+    before = time.time()
+    task_id = client.get_queue("q").enqueue("params")
+    fields = client.redis.hgetall(keys.task(task_id))
+    assert fields["status"] == "pending"
+    assert fields["queue"] == "q"
+    assert fields["parameters"] == "params"
+    assert before <= float(fields["created"]) == float(fields["updated"]) <= time.time()
+    assert client.redis.lrange(keys.pending("q"), 0, -1) == [task_id]
+    assert client.redis.zscore(keys.queues(), "q") == 0
+
+
+def test_enqueue_keeps_fifo_order(client: Client) -> None:
+    queue = client.get_queue("q")
+    ids = [queue.enqueue(str(i)) for i in range(5)]
+    assert client.task_ids("q", "pending") == ids
+
+
+def test_enqueue_rejects_non_string_parameters(client: Client) -> None:
+    with pytest.raises(TypeError, match="must be a string"):
+        client.get_queue("q").enqueue({"a": 1})  # type: ignore[arg-type]
+    assert client.redis.dbsize() == 0
+
+
+@pytest.mark.parametrize("name", ["", " padded", 3])
+def test_bad_queue_names_are_refused(client: Client, name: object) -> None:
+    with pytest.raises(ValueError, match="queue name"):
+        client.get_queue(name)  # type: ignore[arg-type]
+
+
+def test_schedule_in_the_future(client: Client) -> None:
+    eta = time.time() + 60
+    task_id = client.get_queue("q").schedule("later", eta=eta)
+    task = client.get_task(task_id)
+    assert task.status == "scheduled"
+    assert task.eta == pytest.approx(eta)
+    assert client.redis.zscore(keys.scheduled("q"), task_id) == pytest.approx(eta)
+    assert client.redis.llen(keys.pending("q")) == 0
+
+
+def test_schedule_in_the_past_enqueues_at_once(client: Client) -> None:
+    task_id = client.get_queue("q").schedule("now", eta=time.time() - 1)
+    assert client.get_task(task_id).status == "pending"
+    assert client.redis.zcard(keys.scheduled("q")) == 0
+
+
+def test_enqueue_due_tasks_moves_only_due_ones(client: Client) -> None:
+    queue = client.get_queue("q")
+    now = time.time()
+    due = [queue.schedule(str(i), eta=now + 10 + i) for i in range(3)]
+    later = queue.schedule("later", eta=now + 100)
+    assert queue.enqueue_due_tasks(now=now + 50) == 3
+    assert client.task_ids("q", "pending") == due
+    assert [t.status for t in client.get_tasks(due)] == ["pending"] * 3
+    assert client.get_task(later).status == "scheduled"
+    assert queue.enqueue_due_tasks(now=now + 50) == 0
+
+
+def test_enqueue_due_tasks_is_exactly_once_across_concurrent_callers(client: Client, redis_url: str) -> None:
+    queue = client.get_queue("q")
+    now = time.time()
+    ids = {queue.schedule(str(i), eta=now + 5) for i in range(2000)}
+    moved: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def scheduler() -> None:
+        own = Client(redis_url)
+        barrier.wait()
+        moved.append(own.get_queue("q").enqueue_due_tasks(now=now + 10))
+        own.close()
+
+    threads = [threading.Thread(target=scheduler) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sum(moved) == 2000
+    pending = client.redis.lrange(keys.pending("q"), 0, -1)
+    assert len(pending) == 2000 and set(pending) == ids
+
+
+def test_enqueue_due_tasks_drops_ids_without_a_scheduled_task(client: Client) -> None:
+    client.redis.zadd(keys.scheduled("q"), {"ghost": 1.0})
+    assert client.get_queue("q").enqueue_due_tasks() == 0
+    assert client.redis.zcard(keys.scheduled("q")) == 0
+    assert client.redis.llen(keys.pending("q")) == 0
+
+
+def _finish(client: Client, task_id: str, outcome: str) -> None:
+    task = client.get_listener("q").listen(timeout=1)
+    assert task is not None and task.id == task_id
+    processor = client.get_processor(task)
+    processor.start(1)
+    processor.complete("ok") if outcome == "complete" else processor.fail("boom")
+
+
+@pytest.mark.parametrize("outcome", ["complete", "failed"])
+def test_delete_finished_task(client: Client, outcome: str) -> None:
+    queue = client.get_queue("q")
+    task_id = queue.enqueue("x")
+    _finish(client, task_id, outcome)
+    queue.delete_task(client.get_task(task_id))
+    assert not client.get_task(task_id).exists
+    assert client.redis.llen(f"blueque_{outcome}_tasks_q") == 0
+
+
+def test_delete_refuses_unfinished_or_foreign_tasks(client: Client) -> None:
+    task_id = client.get_queue("q").enqueue("x")
+    with pytest.raises(ValueError, match="Cannot delete task"):
+        client.get_queue("q").delete_task(client.get_task(task_id))
+    with pytest.raises(ValueError, match="not in queue other"):
+        client.get_queue("other").delete_task(client.get_task(task_id))
+    assert client.get_task(task_id).status == "pending"
