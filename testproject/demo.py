@@ -67,7 +67,14 @@ def start_private_redis() -> tuple[subprocess.Popen[bytes], str]:
     return process, url
 
 
+def stop_on_signal(signum: int, frame: object) -> None:
+    # Turn SIGTERM and SIGHUP into the same clean stop as Ctrl-C.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGHUP, stop_on_signal)
     url = os.environ.get("BLUEQUE_REDIS_URL", DEFAULT_REDIS_URL)
     children: list[subprocess.Popen[bytes]] = []
     if reachable(url):
@@ -94,10 +101,10 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        # Newest first, one at a time: the worker finishes before Redis stops.
         for child in reversed(children):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        for child in reversed(children):
             try:
                 child.wait(30)
             except subprocess.TimeoutExpired:
