@@ -21,8 +21,8 @@ class Client:
 
     ``Client("redis://host:port/db")`` as in Blueque 1.0.1, or
     ``Client(hostname="localhost", port=6379, db=0)``, or
-    ``Client(redis=existing_client)`` to share a ``redis.Redis`` that decodes
-    responses. Extra keyword arguments go to ``redis.Redis``. No connection is
+    ``Client(redis=existing_client)`` to share a ``redis.Redis`` and its
+    connection pool (decoding responses or not). Extra keyword arguments go to ``redis.Redis``. No connection is
     opened until the first command.
     """
 
@@ -39,8 +39,6 @@ class Client:
         if sum(x is not None for x in (url, hostname, redis)) != 1:
             raise TypeError("Client needs exactly one of: a URL, hostname=..., or redis=...")
         if redis is not None:
-            if not redis.connection_pool.connection_kwargs.get("decode_responses"):
-                raise ValueError("Client(redis=...) needs a redis.Redis made with decode_responses=True")
             self._redis = redis
         elif url is not None:
             self._redis = redis_py.Redis.from_url(url, decode_responses=True, **redis_kwargs)
@@ -71,7 +69,7 @@ class Client:
         with self._redis.pipeline(transaction=False) as pipe:
             for task_id in ids:
                 pipe.hgetall(keys.task(task_id))
-            return [Task(task_id, fields) for task_id, fields in zip(ids, pipe.execute(), strict=True)]
+            return [Task(task_id, fields(reply)) for task_id, reply in zip(ids, pipe.execute(), strict=True)]
 
     def get_listener(
         self,

@@ -112,8 +112,8 @@ def _running_ids(redis: Redis, queue: str, status: str) -> list[str]:
         for listener_id in listeners:
             pipe.lrange(keys.reserved(queue, listener_id), 0, -1)
         started_members, *lists = pipe.execute()
-    started = {keys.parse_started_member(member)[2] for member in started_members}
-    in_lists = [task_id for ids in lists for task_id in reversed(ids)]
+    started = {keys.parse_started_member(member)[2] for member in string_set(started_members)}
+    in_lists = [task_id for ids in lists for task_id in reversed(strings(ids))]
     if status == STARTED:
         return [task_id for task_id in in_lists if task_id in started]
     assert status == RESERVED

@@ -25,7 +25,7 @@ import redis.exceptions
 
 from . import keys
 from .queue import validate_queue_name
-from .replies import fields, string_or_none, string_set, strings
+from .replies import fields, flat_fields, optional_strings, string_or_none, string_set, strings
 from .task import PENDING, STARTED, Task
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ class Listener:
         found = self._scripts.take_first(keys=script_keys)
         if not found:
             return None
-        index, task_id = found
+        index, task_id = strings(found)
         return self._queues[int(index)], task_id
 
     def _subscribe(self) -> PubSub:
@@ -203,17 +203,16 @@ class Listener:
             args=[task_id, self._id, time.time()],
         )
         if len(reply) % 2:
-            logger.warning(
-                "Dropped task id %s from queue %s: its status is %r, not pending", task_id, queue, reply[0] or None
-            )
+            status = string_or_none(reply[0]) or None
+            logger.warning("Dropped task id %s from queue %s: its status is %r, not pending", task_id, queue, status)
             return None
-        return self._task_factory(task_id, dict(zip(reply[::2], reply[1::2], strict=True)))
+        return self._task_factory(task_id, flat_fields(reply))
 
     def _resume_own(self) -> Task | None:
         """Reserve a task left in our own list by a move whose reply was lost."""
         for queue in self._queues:
             for task_id in reversed(strings(self._redis.lrange(keys.reserved(queue, self._id), 0, -1))):
-                if self._redis.hget(keys.task(task_id), "status") == PENDING:
+                if string_or_none(self._redis.hget(keys.task(task_id), "status")) == PENDING:
                     task = self._reserve(queue, task_id)
                     if task is not None:
                         return task
@@ -246,7 +245,7 @@ class Listener:
         dead_list = keys.reserved(queue, dead_id)
         # Oldest first; the list is bounded by what the dead listener ran.
         for task_id in reversed(strings(self._redis.lrange(dead_list, 0, -1))):
-            status, pid = strings(self._redis.hmget(keys.task(task_id), ["status", "pid"]))
+            status, pid = optional_strings(self._redis.hmget(keys.task(task_id), ["status", "pid"]))
             started_member = ""
             if status == STARTED and pid:
                 if pid.isdigit() and pid_alive(int(pid)):

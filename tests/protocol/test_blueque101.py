@@ -6,6 +6,7 @@ import os
 import time
 
 import pytest
+from redis import Redis
 
 from django_blueque.protocol import Client, Task, forking_runner, keys
 from tests.protocol.conftest import Blueque101
@@ -89,18 +90,20 @@ def test_scheduled_tasks_move_across_implementations(client: Client, blueque101:
     assert {t.status for t in client.get_tasks([ours, theirs])} == {"pending"}
 
 
-def test_1_0_1_scheduler_leaves_nothing_for_ours_to_move_twice(client: Client, blueque101: Blueque101) -> None:
+def test_1_0_1_scheduler_leaves_nothing_for_ours_to_move_twice(
+    client: Client, blueque101: Blueque101, db: Redis
+) -> None:
     theirs = blueque101("schedule", "q", "theirs", time.time() + 0.2)
     time.sleep(0.3)
     assert client.get_queue("q").enqueue_due_tasks() == 1
     blueque101("enqueue_due", "q")
-    assert client.redis.lrange(keys.pending("q"), 0, -1) == [theirs]
+    assert db.lrange(keys.pending("q"), 0, -1) == [theirs]
 
 
-def test_1_0_1_claim_orphan_understands_our_listener_ids(client: Client, blueque101: Blueque101) -> None:
+def test_1_0_1_claim_orphan_understands_our_listener_ids(client: Client, blueque101: Blueque101, db: Redis) -> None:
     ours = client.get_listener("q")  # a live listener of ours, in this process
     client.get_queue("q").enqueue("x")
     assert ours.listen(timeout=1) is not None
     assert blueque101("claim_orphan", "q") is None
-    assert ours.id in client.redis.smembers(keys.listeners("q"))
+    assert ours.id in db.smembers(keys.listeners("q"))
     assert client.task_ids("q", "reserved") != []

@@ -6,6 +6,7 @@ import textwrap
 import time
 
 import pytest
+from redis import Redis
 
 from django_blueque.protocol import Client, Task, forking_runner, keys
 
@@ -48,14 +49,16 @@ def kill_self(task: Task) -> str:
         (kill_self, "killed by signal 9"),
     ],
 )
-def test_failures_end_failed_with_the_reason(client: Client, callback: forking_runner.TaskCallback, error: str) -> None:
+def test_failures_end_failed_with_the_reason(
+    client: Client, callback: forking_runner.TaskCallback, error: str, db: Redis
+) -> None:
     task_id = client.get_queue("q").enqueue("x")
     forking_runner.run(client, "q", callback, 1, burst=True)
     task = client.get_task(task_id)
     assert task.status == "failed"
     assert error in (task.error or "")
-    assert client.redis.lrange(keys.failed("q"), 0, -1) == [task_id]
-    assert client.redis.scard(keys.started("q")) == 0
+    assert db.lrange(keys.failed("q"), 0, -1) == [task_id]
+    assert db.scard(keys.started("q")) == 0
 
 
 def test_runner_serves_several_queues_by_priority(client: Client) -> None:
@@ -67,17 +70,17 @@ def test_runner_serves_several_queues_by_priority(client: Client) -> None:
     assert (first.updated or 0) < (second.updated or 0)
 
 
-def test_runner_claims_orphans_on_start(client: Client) -> None:
+def test_runner_claims_orphans_on_start(client: Client, db: Redis) -> None:
     process = subprocess.Popen(["true"])
     process.wait()
     dead = f"{client.get_listener('q').id.rpartition('_')[0]}_{process.pid}"
     task_id = client.get_queue("q").enqueue("orphan")
-    client.redis.sadd(keys.listeners("q"), dead)
-    client.redis.lmove(keys.pending("q"), keys.reserved("q", dead), "RIGHT", "LEFT")
-    client.redis.hset(keys.task(task_id), mapping={"status": "reserved", "node": dead})
+    db.sadd(keys.listeners("q"), dead)
+    db.lmove(keys.pending("q"), keys.reserved("q", dead), "RIGHT", "LEFT")
+    db.hset(keys.task(task_id), mapping={"status": "reserved", "node": dead})
     forking_runner.run(client, "q", echo, 1, burst=True)
     assert client.get_task(task_id).status == "complete"
-    assert dead not in client.redis.smembers(keys.listeners("q"))
+    assert dead not in db.smembers(keys.listeners("q"))
 
 
 RUNNER = textwrap.dedent(
@@ -94,7 +97,7 @@ RUNNER = textwrap.dedent(
 )
 
 
-def test_sigterm_lets_running_tasks_finish_and_takes_no_more(client: Client, redis_url: str) -> None:
+def test_sigterm_lets_running_tasks_finish_and_takes_no_more(client: Client, redis_url: str, db: Redis) -> None:
     queue = client.get_queue("q")
     running = [queue.enqueue("1.5"), queue.enqueue("1.5")]
     waiting = queue.enqueue("0")
@@ -110,4 +113,4 @@ def test_sigterm_lets_running_tasks_finish_and_takes_no_more(client: Client, red
         process.kill()
     assert [t.status for t in client.get_tasks(running)] == ["complete", "complete"]
     assert client.get_task(waiting).status == "pending"
-    assert client.redis.scard(keys.listeners("q")) == 0
+    assert db.scard(keys.listeners("q")) == 0

@@ -4,6 +4,7 @@ import threading
 import time
 
 import pytest
+from redis import Redis
 
 from django_blueque.protocol import Client, keys
 from django_blueque.protocol.listener import hostname, parse_listener_id
@@ -15,27 +16,27 @@ def dead_pid() -> int:
     return process.pid
 
 
-def test_listener_registers_and_deregisters(client: Client) -> None:
+def test_listener_registers_and_deregisters(client: Client, db: Redis) -> None:
     listener = client.get_listener("q")
     assert listener.id == f"{hostname()}_{os.getpid()}"
-    assert client.redis.smembers(keys.listeners("q")) == {listener.id}
-    assert client.redis.zscore(keys.queues(), "q") == 1
+    assert db.smembers(keys.listeners("q")) == {listener.id}
+    assert db.zscore(keys.queues(), "q") == 1
     client.get_listener("q")  # the same process again: counted once
-    assert client.redis.zscore(keys.queues(), "q") == 1
+    assert db.zscore(keys.queues(), "q") == 1
     listener.close()
-    assert client.redis.scard(keys.listeners("q")) == 0
-    assert client.redis.zscore(keys.queues(), "q") == 0
+    assert db.scard(keys.listeners("q")) == 0
+    assert db.zscore(keys.queues(), "q") == 0
 
 
-def test_close_keeps_a_listener_that_holds_tasks_findable(client: Client) -> None:
+def test_close_keeps_a_listener_that_holds_tasks_findable(client: Client, db: Redis) -> None:
     client.get_queue("q").enqueue("x")
     listener = client.get_listener("q")
     assert listener.listen(timeout=1) is not None
     listener.close()
-    assert client.redis.smembers(keys.listeners("q")) == {listener.id}
+    assert db.smembers(keys.listeners("q")) == {listener.id}
 
 
-def test_listen_takes_the_oldest_task_and_marks_it_reserved(client: Client) -> None:
+def test_listen_takes_the_oldest_task_and_marks_it_reserved(client: Client, db: Redis) -> None:
     queue = client.get_queue("q")
     first, second = queue.enqueue("1"), queue.enqueue("2")
     listener = client.get_listener("q")
@@ -43,8 +44,8 @@ def test_listen_takes_the_oldest_task_and_marks_it_reserved(client: Client) -> N
     assert task is not None and task.id == first
     assert (task.status, task.node, task.parameters) == ("reserved", listener.id, "1")
     assert client.get_task(first).status == "reserved"
-    assert client.redis.lrange(keys.reserved("q", listener.id), 0, -1) == [first]
-    assert client.redis.lrange(keys.pending("q"), 0, -1) == [second]
+    assert db.lrange(keys.reserved("q", listener.id), 0, -1) == [first]
+    assert db.lrange(keys.pending("q"), 0, -1) == [second]
 
 
 @pytest.mark.parametrize("queues", [("q",), ("a", "b", "q")])
@@ -73,43 +74,43 @@ def test_a_blocked_listener_wakes_when_a_task_arrives(client: Client, queues: tu
     assert time.monotonic() - enqueued[0] < 2
 
 
-def test_several_queues_are_served_in_the_order_given(client: Client) -> None:
+def test_several_queues_are_served_in_the_order_given(client: Client, db: Redis) -> None:
     low = client.get_queue("low").enqueue("low")
     high = client.get_queue("high").enqueue("high")
     listener = client.get_listener("high", "low")
     taken = [listener.listen(timeout=1), listener.listen(timeout=1)]
     assert [t.id for t in taken if t] == [high, low]
-    assert client.redis.llen(keys.reserved("high", listener.id)) == 1
-    assert client.redis.llen(keys.reserved("low", listener.id)) == 1
+    assert db.llen(keys.reserved("high", listener.id)) == 1
+    assert db.llen(keys.reserved("low", listener.id)) == 1
 
 
-def test_several_queues_find_tasks_of_producers_that_do_not_publish(client: Client) -> None:
+def test_several_queues_find_tasks_of_producers_that_do_not_publish(client: Client, db: Redis) -> None:
     # Blueque 1.0.1 producers push without publishing: the bounded poll finds them.
     listener = client.get_listener("a", "b", block_timeout=0.3)
-    client.redis.hset(keys.task("foreign"), mapping={"status": "pending", "queue": "b", "parameters": "p"})
-    client.redis.lpush(keys.pending("b"), "foreign")
+    db.hset(keys.task("foreign"), mapping={"status": "pending", "queue": "b", "parameters": "p"})
+    db.lpush(keys.pending("b"), "foreign")
     task = listener.listen(timeout=5)
     assert task is not None and task.id == "foreign"
 
 
-def test_listen_drops_ids_that_are_not_pending_tasks(client: Client) -> None:
+def test_listen_drops_ids_that_are_not_pending_tasks(client: Client, db: Redis) -> None:
     finished = client.get_queue("q").enqueue("x")
-    client.redis.hset(keys.task(finished), "status", "complete")
-    client.redis.lpush(keys.pending("q"), "no-such-task")
+    db.hset(keys.task(finished), "status", "complete")
+    db.lpush(keys.pending("q"), "no-such-task")
     good = client.get_queue("q").enqueue("good")
     listener = client.get_listener("q")
     task = listener.listen(timeout=1)
     assert task is not None and task.id == good
-    assert client.redis.lrange(keys.reserved("q", listener.id), 0, -1) == [good]
+    assert db.lrange(keys.reserved("q", listener.id), 0, -1) == [good]
     assert client.get_task(finished).status == "complete"
     assert not client.get_task("no-such-task").exists
 
 
-def test_listen_resumes_a_task_whose_move_was_not_followed_by_the_status_update(client: Client) -> None:
+def test_listen_resumes_a_task_whose_move_was_not_followed_by_the_status_update(client: Client, db: Redis) -> None:
     # A listener that lost its connection between the move and the status
     # update left the task in its reserved list, still "pending".
     task_id = client.get_queue("q").enqueue("x")
-    client.redis.lmove(keys.pending("q"), keys.reserved("q", "node_1"), "RIGHT", "LEFT")
+    db.lmove(keys.pending("q"), keys.reserved("q", "node_1"), "RIGHT", "LEFT")
     task = client.get_listener("q", listener_id="node_1").listen(timeout=0)
     assert task is not None and task.id == task_id and task.status == "reserved"
 
@@ -125,7 +126,7 @@ def _orphan(client: Client, listener_id: str, status: str, pid: int | None = Non
     return task_id
 
 
-def test_claim_orphan_takes_over_the_tasks_of_a_dead_listener(client: Client) -> None:
+def test_claim_orphan_takes_over_the_tasks_of_a_dead_listener(client: Client, db: Redis) -> None:
     dead = f"{hostname()}_{dead_pid()}"
     gap = _orphan(client, dead, "pending")
     reserved = _orphan(client, dead, "reserved")
@@ -139,20 +140,20 @@ def test_claim_orphan_takes_over_the_tasks_of_a_dead_listener(client: Client) ->
     assert [t.id for t in claimed] == [gap, reserved, crashed]
     for task in claimed:
         assert (task.status, task.node, task.reclaimed_node, task.pid) == ("reserved", listener.id, listener.id, None)
-    assert client.redis.lrange(keys.reserved("q", dead), 0, -1) == [still_running]
-    assert client.redis.smembers(keys.started("q")) == {f"{dead} {os.getpid()} {still_running}"}
+    assert db.lrange(keys.reserved("q", dead), 0, -1) == [still_running]
+    assert db.smembers(keys.started("q")) == {f"{dead} {os.getpid()} {still_running}"}
     # The dead listener still holds a running task, so it stays registered.
-    assert dead in client.redis.smembers(keys.listeners("q"))
+    assert dead in db.smembers(keys.listeners("q"))
 
 
-def test_claim_orphan_deregisters_a_dead_listener_with_nothing_left(client: Client) -> None:
+def test_claim_orphan_deregisters_a_dead_listener_with_nothing_left(client: Client, db: Redis) -> None:
     dead = f"{hostname()}_{dead_pid()}"
-    client.redis.sadd(keys.listeners("q"), dead)
-    client.redis.zincrby(keys.queues(), 1, "q")
+    db.sadd(keys.listeners("q"), dead)
+    db.zincrby(keys.queues(), 1, "q")
     listener = client.get_listener("q")
     assert listener.claim_orphan() is None
-    assert client.redis.smembers(keys.listeners("q")) == {listener.id}
-    assert client.redis.zscore(keys.queues(), "q") == 1
+    assert db.smembers(keys.listeners("q")) == {listener.id}
+    assert db.zscore(keys.queues(), "q") == 1
 
 
 def test_claim_orphan_leaves_live_and_foreign_listeners_alone(client: Client) -> None:

@@ -1,4 +1,5 @@
 import pytest
+from redis import Redis
 
 from django_blueque.protocol import Client, Task, keys
 
@@ -10,16 +11,16 @@ def _taken(client: Client) -> Task:
     return task
 
 
-def test_start_marks_started_and_returns_parameters(client: Client) -> None:
+def test_start_marks_started_and_returns_parameters(client: Client, db: Redis) -> None:
     task = _taken(client)
     assert client.get_processor(task).start(4242) == "params"
     current = client.get_task(task.id)
     assert (current.status, current.pid, current.node) == ("started", 4242, "node.example_7")
-    assert client.redis.smembers(keys.started("q")) == {f"node.example_7 4242 {task.id}"}
+    assert db.smembers(keys.started("q")) == {f"node.example_7 4242 {task.id}"}
 
 
 @pytest.mark.parametrize(("outcome", "field"), [("complete", "result"), ("failed", "error")])
-def test_finishing_moves_the_task_and_clears_running_state(client: Client, outcome: str, field: str) -> None:
+def test_finishing_moves_the_task_and_clears_running_state(client: Client, outcome: str, field: str, db: Redis) -> None:
     task = _taken(client)
     processor = client.get_processor(task)
     processor.start(4242)
@@ -27,9 +28,9 @@ def test_finishing_moves_the_task_and_clears_running_state(client: Client, outco
     current = client.get_task(task.id)
     assert current.status == outcome
     assert current.fields[field] == ("the result" if outcome == "complete" else "the error")
-    assert client.redis.lrange(f"blueque_{outcome}_tasks_q", 0, -1) == [task.id]
-    assert client.redis.llen(keys.reserved("q", "node.example_7")) == 0
-    assert client.redis.scard(keys.started("q")) == 0
+    assert db.lrange(f"blueque_{outcome}_tasks_q", 0, -1) == [task.id]
+    assert db.llen(keys.reserved("q", "node.example_7")) == 0
+    assert db.scard(keys.started("q")) == 0
 
 
 def test_results_must_be_strings(client: Client) -> None:

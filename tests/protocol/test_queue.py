@@ -2,20 +2,21 @@ import threading
 import time
 
 import pytest
+from redis import Redis
 
 from django_blueque.protocol import Client, keys
 
 
-def test_enqueue_writes_the_1_0_fields(client: Client) -> None:
+def test_enqueue_writes_the_1_0_fields(client: Client, db: Redis) -> None:
     before = time.time()
     task_id = client.get_queue("q").enqueue("params")
-    fields = client.redis.hgetall(keys.task(task_id))
+    fields = db.hgetall(keys.task(task_id))
     assert fields["status"] == "pending"
     assert fields["queue"] == "q"
     assert fields["parameters"] == "params"
     assert before <= float(fields["created"]) == float(fields["updated"]) <= time.time()
-    assert client.redis.lrange(keys.pending("q"), 0, -1) == [task_id]
-    assert client.redis.zscore(keys.queues(), "q") == 0
+    assert db.lrange(keys.pending("q"), 0, -1) == [task_id]
+    assert db.zscore(keys.queues(), "q") == 0
 
 
 def test_enqueue_keeps_fifo_order(client: Client) -> None:
@@ -24,10 +25,10 @@ def test_enqueue_keeps_fifo_order(client: Client) -> None:
     assert client.task_ids("q", "pending") == ids
 
 
-def test_enqueue_rejects_non_string_parameters(client: Client) -> None:
+def test_enqueue_rejects_non_string_parameters(client: Client, db: Redis) -> None:
     with pytest.raises(TypeError, match="must be a string"):
         client.get_queue("q").enqueue({"a": 1})  # type: ignore[arg-type]
-    assert client.redis.dbsize() == 0
+    assert db.dbsize() == 0
 
 
 @pytest.mark.parametrize("name", ["", " padded", 3])
@@ -36,20 +37,20 @@ def test_bad_queue_names_are_refused(client: Client, name: object) -> None:
         client.get_queue(name)  # type: ignore[arg-type]
 
 
-def test_schedule_in_the_future(client: Client) -> None:
+def test_schedule_in_the_future(client: Client, db: Redis) -> None:
     eta = time.time() + 60
     task_id = client.get_queue("q").schedule("later", eta=eta)
     task = client.get_task(task_id)
     assert task.status == "scheduled"
     assert task.eta == pytest.approx(eta)
-    assert client.redis.zscore(keys.scheduled("q"), task_id) == pytest.approx(eta)
-    assert client.redis.llen(keys.pending("q")) == 0
+    assert db.zscore(keys.scheduled("q"), task_id) == pytest.approx(eta)
+    assert db.llen(keys.pending("q")) == 0
 
 
-def test_schedule_in_the_past_enqueues_at_once(client: Client) -> None:
+def test_schedule_in_the_past_enqueues_at_once(client: Client, db: Redis) -> None:
     task_id = client.get_queue("q").schedule("now", eta=time.time() - 1)
     assert client.get_task(task_id).status == "pending"
-    assert client.redis.zcard(keys.scheduled("q")) == 0
+    assert db.zcard(keys.scheduled("q")) == 0
 
 
 def test_enqueue_due_tasks_moves_only_due_ones(client: Client) -> None:
@@ -64,7 +65,7 @@ def test_enqueue_due_tasks_moves_only_due_ones(client: Client) -> None:
     assert queue.enqueue_due_tasks(now=now + 50) == 0
 
 
-def test_enqueue_due_tasks_is_exactly_once_across_concurrent_callers(client: Client, redis_url: str) -> None:
+def test_enqueue_due_tasks_is_exactly_once_across_concurrent_callers(client: Client, redis_url: str, db: Redis) -> None:
     queue = client.get_queue("q")
     now = time.time()
     ids = {queue.schedule(str(i), eta=now + 5) for i in range(2000)}
@@ -83,15 +84,15 @@ def test_enqueue_due_tasks_is_exactly_once_across_concurrent_callers(client: Cli
     for thread in threads:
         thread.join(30)
     assert sum(moved) == 2000
-    pending = client.redis.lrange(keys.pending("q"), 0, -1)
+    pending = db.lrange(keys.pending("q"), 0, -1)
     assert len(pending) == 2000 and set(pending) == ids
 
 
-def test_enqueue_due_tasks_drops_ids_without_a_scheduled_task(client: Client) -> None:
-    client.redis.zadd(keys.scheduled("q"), {"ghost": 1.0})
+def test_enqueue_due_tasks_drops_ids_without_a_scheduled_task(client: Client, db: Redis) -> None:
+    db.zadd(keys.scheduled("q"), {"ghost": 1.0})
     assert client.get_queue("q").enqueue_due_tasks() == 0
-    assert client.redis.zcard(keys.scheduled("q")) == 0
-    assert client.redis.llen(keys.pending("q")) == 0
+    assert db.zcard(keys.scheduled("q")) == 0
+    assert db.llen(keys.pending("q")) == 0
 
 
 def _finish(client: Client, task_id: str, outcome: str) -> None:
@@ -103,13 +104,13 @@ def _finish(client: Client, task_id: str, outcome: str) -> None:
 
 
 @pytest.mark.parametrize("outcome", ["complete", "failed"])
-def test_delete_finished_task(client: Client, outcome: str) -> None:
+def test_delete_finished_task(client: Client, outcome: str, db: Redis) -> None:
     queue = client.get_queue("q")
     task_id = queue.enqueue("x")
     _finish(client, task_id, outcome)
     queue.delete_task(client.get_task(task_id))
     assert not client.get_task(task_id).exists
-    assert client.redis.llen(f"blueque_{outcome}_tasks_q") == 0
+    assert db.llen(f"blueque_{outcome}_tasks_q") == 0
 
 
 def test_delete_refuses_unfinished_or_foreign_tasks(client: Client) -> None:
