@@ -3,7 +3,7 @@
 See ``docs/protocol.md`` and :mod:`django_blueque.protocol.keys` for the spec.
 """
 
-from . import forking_runner, keys
+from . import forking_runner, inline_runner, keys
 from .client import Client
 from .introspection import QueueStats
 from .listener import Listener
@@ -19,6 +19,7 @@ __all__ = [
     "Listener",
     "Processor",
     "forking_runner",
+    "inline_runner",
     # Reading
     "Task",
     "QueueStats",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from .listener import DEFAULT_BLOCK_TIMEOUT
 from .task import FINISHED, Task
+from .work import TaskCallback, perform
 
 if TYPE_CHECKING:
     from .client import Client
@@ -26,24 +27,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TaskCallback = Callable[[Task], "str | None"]
-
 #: Seconds between looks for tasks of dead listeners on this host.
 ORPHAN_INTERVAL = 60.0
-
-
-def result_string(result: object) -> str:
-    """What a callback returned, as the string stored in ``result``."""
-    if result is None:
-        return ""
-    if isinstance(result, str):
-        return result
-    raise TypeError(f"A task callback must return a string or None, not {type(result).__name__}")
-
-
-def error_string(exc: BaseException) -> str:
-    """The ``error`` field for an exception: its message, as Blueque 1.0.1 stores it."""
-    return str(exc) or type(exc).__name__
 
 
 class ForkingRunner:
@@ -138,15 +123,7 @@ class ForkingRunner:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         status = 0
         try:
-            processor = self._client.get_processor(task)
-            processor.start(os.getpid())
-            try:
-                result = result_string(self._callback(task))
-            except Exception as exc:
-                logger.exception("Task %s failed", task.id)
-                processor.fail(error_string(exc))
-            else:
-                processor.complete(result)
+            perform(self._client, task, self._callback)
         except BaseException:
             traceback.print_exc()
             status = 1

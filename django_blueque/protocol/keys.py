@@ -36,7 +36,9 @@ Blueque 1.0.1 never reads them.
     ``queue``, ``parameters``, ``result``, ``error``, ``node`` (listener id),
     ``pid``, ``created``, ``updated``, ``eta`` (timestamps are float epoch
     seconds written as decimal strings) and ``reclaimed_node``, set when a
-    listener takes over the task of a dead one.
+    listener takes over the task of a dead one. Extension fields:
+    ``started_at`` (when the task last started), ``exception`` (the dotted
+    path of the exception class of a failure) and ``traceback``.
 
 ``blueque_channel_<queue>`` (pub/sub channel, *extension*)
     A message (the queue name, never a task id) is published whenever a task

@@ -38,27 +38,41 @@ class Processor:
     def start(self, pid: int) -> str | None:
         """Record that process ``pid`` runs the task; return its parameters."""
         self._pid = pid
+        now = time.time()
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.sadd(keys.started(self._queue), keys.started_member(self._listener_id, pid, self._task.id))
-            pipe.hset(keys.task(self._task.id), mapping={"status": STARTED, "pid": pid, "updated": time.time()})
+            pipe.hset(
+                keys.task(self._task.id), mapping={"status": STARTED, "pid": pid, "updated": now, "started_at": now}
+            )
             pipe.execute()
         return self._task.parameters
 
     def complete(self, result: str) -> None:
         """Record the task's result and move it to the complete list."""
-        self._finish(COMPLETE, "result", result, keys.complete(self._queue))
+        self._finish(COMPLETE, {"result": result}, keys.complete(self._queue))
 
-    def fail(self, error: str) -> None:
-        """Record the task's error and move it to the failed list."""
-        self._finish(FAILED, "error", error, keys.failed(self._queue))
+    def fail(self, error: str, *, exception: str | None = None, traceback: str | None = None) -> None:
+        """Record the task's error and move it to the failed list.
 
-    def _finish(self, status: str, field: str, value: str, finished_key: str) -> None:
-        if not isinstance(value, str):
-            raise TypeError(f"A task's {field} must be a string, not {type(value).__name__}")
+        ``error`` is the message (1.0's field); ``exception`` (the exception
+        class's dotted path) and ``traceback`` are kept in extension fields.
+        """
+        details = {"error": error}
+        if exception is not None:
+            details["exception"] = exception
+        if traceback is not None:
+            details["traceback"] = traceback
+        self._finish(FAILED, details, keys.failed(self._queue))
+
+    def _finish(self, status: str, details: dict[str, str], finished_key: str) -> None:
+        for field, value in details.items():
+            if not isinstance(value, str):
+                raise TypeError(f"A task's {field} must be a string, not {type(value).__name__}")
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.lrem(keys.reserved(self._queue, self._listener_id), 1, self._task.id)
             if self._pid is not None:
                 pipe.srem(keys.started(self._queue), keys.started_member(self._listener_id, self._pid, self._task.id))
-            pipe.hset(keys.task(self._task.id), mapping={"status": status, field: value, "updated": time.time()})
+            outcome: dict[str, str | float] = {"status": status, **details, "updated": time.time()}
+            pipe.hset(keys.task(self._task.id), mapping=outcome)  # type: ignore[arg-type]
             pipe.lpush(finished_key, self._task.id)
             pipe.execute()

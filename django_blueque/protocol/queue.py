@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 DUE_BATCH = 500
 
 
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
 def validate_queue_name(name: str) -> str:
     if not isinstance(name, str) or not name or name != name.strip():
         raise ValueError(f"A queue name must be a non-empty string without surrounding spaces, not {name!r}")
@@ -42,10 +46,12 @@ class Queue:
     def name(self) -> str:
         return self._name
 
-    def _new_task(self, pipe: Pipeline, status: str, parameters: str, extra: dict[str, str | float] | None) -> str:
+    def _new_task(
+        self, pipe: Pipeline, status: str, parameters: str, extra: dict[str, str | float] | None, task_id: str | None
+    ) -> str:
         if not isinstance(parameters, str):
             raise TypeError(f"Task parameters must be a string, not {type(parameters).__name__}")
-        task_id = str(uuid.uuid4())
+        task_id = task_id or new_task_id()
         now = time.time()
         fields: dict[str, str | float] = dict(extra or {})
         fields.update(status=status, queue=self._name, parameters=parameters, created=now, updated=now)
@@ -54,29 +60,40 @@ class Queue:
         pipe.zincrby(keys.queues(), 0, self._name)
         return task_id
 
-    def enqueue(self, parameters: str, *, extra: dict[str, str | float] | None = None) -> str:
+    def enqueue(
+        self, parameters: str, *, extra: dict[str, str | float] | None = None, task_id: str | None = None
+    ) -> str:
         """Add a pending task and return its id. One round trip, atomic.
 
         ``parameters`` is an opaque string handed to the task's runner;
-        ``extra`` holds additional hash fields for clients that know them.
+        ``extra`` holds additional hash fields for clients that know them;
+        ``task_id`` (default: a new UUID4) lets a caller know the id before
+        the task exists, e.g. to enqueue when a transaction commits.
         """
         with self._redis.pipeline(transaction=True) as pipe:
-            task_id = self._new_task(pipe, PENDING, parameters, extra)
+            task_id = self._new_task(pipe, PENDING, parameters, extra, task_id)
             pipe.lpush(keys.pending(self._name), task_id)
             pipe.publish(keys.channel(self._name), self._name)
             pipe.execute()
         return task_id
 
-    def schedule(self, parameters: str, eta: float, *, extra: dict[str, str | float] | None = None) -> str:
+    def schedule(
+        self,
+        parameters: str,
+        eta: float,
+        *,
+        extra: dict[str, str | float] | None = None,
+        task_id: str | None = None,
+    ) -> str:
         """Add a task that becomes pending at ``eta`` (epoch seconds); return its id.
 
         As in Blueque 1.0.1, an ETA in the past enqueues the task at once.
         """
         eta = float(eta)
         if eta < time.time():
-            return self.enqueue(parameters, extra=extra)
+            return self.enqueue(parameters, extra=extra, task_id=task_id)
         with self._redis.pipeline(transaction=True) as pipe:
-            task_id = self._new_task(pipe, SCHEDULED, parameters, {**(extra or {}), "eta": eta})
+            task_id = self._new_task(pipe, SCHEDULED, parameters, {**(extra or {}), "eta": eta}, task_id)
             pipe.zadd(keys.scheduled(self._name), {task_id: eta})
             pipe.execute()
         return task_id

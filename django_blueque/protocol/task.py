@@ -110,3 +110,18 @@ class Task:
     @property
     def eta(self) -> float | None:
         return _float(self._fields.get("eta"))
+
+    @property
+    def started_at(self) -> float | None:
+        """When the task last started (extension field)."""
+        return _float(self._fields.get("started_at"))
+
+    @property
+    def exception(self) -> str | None:
+        """Dotted path of the exception class of a failure (extension field)."""
+        return self._fields.get("exception")
+
+    @property
+    def traceback(self) -> str | None:
+        """Traceback of a failure (extension field)."""
+        return self._fields.get("traceback")

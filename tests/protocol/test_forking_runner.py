@@ -9,6 +9,7 @@ import pytest
 from redis import Redis
 
 from django_blueque.protocol import Client, Task, forking_runner, keys
+from django_blueque.protocol.work import TaskCallback
 
 
 def echo(task: Task) -> str:
@@ -49,9 +50,7 @@ def kill_self(task: Task) -> str:
         (kill_self, "killed by signal 9"),
     ],
 )
-def test_failures_end_failed_with_the_reason(
-    client: Client, callback: forking_runner.TaskCallback, error: str, db: Redis
-) -> None:
+def test_failures_end_failed_with_the_reason(client: Client, callback: TaskCallback, error: str, db: Redis) -> None:
     task_id = client.get_queue("q").enqueue("x")
     forking_runner.run(client, "q", callback, 1, burst=True)
     task = client.get_task(task_id)
@@ -59,6 +58,16 @@ def test_failures_end_failed_with_the_reason(
     assert error in (task.error or "")
     assert db.lrange(keys.failed("q"), 0, -1) == [task_id]
     assert db.scard(keys.started("q")) == 0
+
+
+def test_a_failure_keeps_the_exception_class_and_traceback(client: Client) -> None:
+    task_id = client.get_queue("q").enqueue("x")
+    forking_runner.run(client, "q", raise_error, 1, burst=True)
+    task = client.get_task(task_id)
+    assert task.exception == "builtins.RuntimeError"
+    assert task.traceback is not None
+    assert "in raise_error" in task.traceback
+    assert task.traceback.rstrip().endswith("RuntimeError: cannot process x")
 
 
 def test_runner_serves_several_queues_by_priority(client: Client) -> None:
