@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Longest single blocking call, in seconds. An idle listener sends one
-#: command per period, and stays responsive to shutdown within it.
+#: Longest single blocking call, in seconds. An idle listener polls once per
+#: period (one BLMOVE; or, on several queues, one script running one EXISTS)
+#: and stays responsive to shutdown within it.
 DEFAULT_BLOCK_TIMEOUT = 2.0
 
 
@@ -166,12 +167,24 @@ class Listener:
             return None if task_id is None else (queue, task_id)
         pubsub = self._subscribe()
         taken = self._take_first()
-        if taken is None and wait > 0:
-            if pubsub.get_message(ignore_subscribe_messages=True, timeout=wait) is not None:
+        if taken is not None or wait <= 0:
+            return taken
+        # After a quiet period the caller's next call polls again: one poll per
+        # period for producers that do not publish.
+        return self._take_first() if self._wait_for_message(pubsub, wait) else None
+
+    @staticmethod
+    def _wait_for_message(pubsub: PubSub, wait: float) -> bool:
+        """Wait up to ``wait`` seconds for a new-task message; drain any others."""
+        deadline = time.monotonic() + wait
+        while (remaining := deadline - time.monotonic()) > 0:
+            # Subscribe confirmations arrive here too; they are not news.
+            message = pubsub.get_message(ignore_subscribe_messages=False, timeout=remaining)
+            if message is not None and message["type"] == "message":
                 while pubsub.get_message(ignore_subscribe_messages=True, timeout=0) is not None:
                     pass
-            taken = self._take_first()
-        return taken
+                return True
+        return False
 
     def _take_first(self) -> tuple[str, str] | None:
         script_keys: list[str] = []
@@ -185,7 +198,7 @@ class Listener:
 
     def _subscribe(self) -> PubSub:
         if self._pubsub is None:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = self._redis.pubsub()  # type: ignore[no-untyped-call]
             pubsub.subscribe(*(keys.channel(queue) for queue in self._queues))
             self._pubsub = pubsub
         return self._pubsub

@@ -33,10 +33,18 @@ return redis.call('HGETALL', KEYS[1])
 
 # Take the oldest pending id of the first queue that has one, in the order the
 # queues are given, so a listener on several queues serves them by priority
-# and never takes more than one task.
+# and never takes more than one task. When all are empty (an idle poll) it
+# costs one EXISTS, whatever the number of queues.
 # KEYS: pending_1, reserved_1, pending_2, reserved_2, ...
 # Returns {index of the queue (0-based), task id} or false.
 TAKE_FIRST = """
+local pending = {}
+for i = 1, #KEYS, 2 do
+    pending[#pending + 1] = KEYS[i]
+end
+if redis.call('EXISTS', unpack(pending)) == 0 then
+    return false
+end
 for i = 1, #KEYS, 2 do
     local task_id = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'RIGHT', 'LEFT')
     if task_id then
@@ -94,6 +102,17 @@ return 1
 """
 
 
+# Record the progress of a running task; a task that is no longer running
+# (finished, or deleted) is left as it is.
+# KEYS: task hash. ARGV: fraction, message, now. Returns 1 when recorded.
+PROGRESS = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'started' then
+    return 0
+end
+redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'progress_message', ARGV[2], 'updated', ARGV[3])
+return 1
+"""
+
 # Add a listener to its queue's set; count it in blueque_queues only once.
 # KEYS: listeners set, queues sorted set. ARGV: listener id, queue name.
 REGISTER = """
@@ -129,4 +148,5 @@ class Scripts:
         self.enqueue_due: Script = redis.register_script(ENQUEUE_DUE)
         self.reclaim: Script = redis.register_script(RECLAIM)
         self.register: Script = redis.register_script(REGISTER)
+        self.progress: Script = redis.register_script(PROGRESS)
         self.deregister: Script = redis.register_script(DEREGISTER)

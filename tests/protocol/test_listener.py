@@ -8,6 +8,7 @@ from redis import Redis
 
 from django_blueque.protocol import Client, keys
 from django_blueque.protocol.listener import hostname, parse_listener_id
+from tests.redis_server import RedisServer
 
 
 def dead_pid() -> int:
@@ -168,3 +169,24 @@ def test_parse_listener_id() -> None:
     assert parse_listener_id("host_name.example_42") == ("host_name.example", 42)
     assert parse_listener_id("nopid") is None
     assert parse_listener_id("host_x") is None
+
+
+def _commands_sent(db: Redis) -> int:
+    stats = db.info("commandstats")
+    return sum(int(value["calls"]) for name, value in stats.items() if name != "cmdstat_info")
+
+
+@pytest.mark.parametrize(("queues", "per_poll"), [(("q",), 1), (("a", "b", "q"), 2)])
+def test_an_idle_listener_sends_one_poll_per_block_period(
+    client: Client, db: Redis, queues: tuple[str, ...], per_poll: int, redis_server: RedisServer | None
+) -> None:
+    # The private test server serves this test alone, so INFO counts only our
+    # commands. A poll is one BLMOVE, or one script running one EXISTS.
+    if redis_server is None:
+        pytest.skip("counts commands, so needs the private test server")
+    listener = client.get_listener(*queues, block_timeout=0.5)
+    listener.listen(timeout=0.1)  # connect, subscribe, resume check
+    before = _commands_sent(db)
+    assert listener.listen(timeout=2.0) is None
+    polls = (_commands_sent(db) - before) / per_poll
+    assert 3 <= polls <= 6, polls
