@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.core.signals import setting_changed
 
 
@@ -8,5 +9,7 @@ class BluequeConfig(AppConfig):
 
     def ready(self) -> None:
         from . import conf
+        from .checks import check_settings
 
         setting_changed.connect(conf.clear, dispatch_uid="django_blueque.conf.clear")
+        checks.register(check_settings)

@@ -2,34 +2,229 @@
 
 Nothing is read at import time: :func:`get_settings` builds the object on
 first use and forgets it when Django's ``setting_changed`` signal reports a
-change (``override_settings`` in tests).
+change (``override_settings`` in tests). :func:`problems` lists what is wrong
+with the setting; the system checks report those problems and
+:func:`get_settings` refuses to build from a setting that has any.
+
+Example::
+
+    BLUEQUE = {
+        "REDIS_URL": "redis://127.0.0.1:6379/0",  # or "CONNECTION", or "SENTINELS"
+        "QUEUES": {
+            "default": {"CONCURRENCY": 4},
+            "video": {"CONCURRENCY": 2, "HANDLER": "myapp.work.transcode"},
+        },
+    }
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_QUEUE = "default"
+
+KNOWN_KEYS = frozenset(
+    {"REDIS_URL", "CONNECTION", "SENTINELS", "SENTINEL_SERVICE", "SENTINEL_KWARGS", "REDIS_KWARGS", "QUEUES"}
+)
+QUEUE_KEYS = frozenset({"CONCURRENCY", "HANDLER"})
+URL_SCHEMES = ("redis", "rediss", "unix")
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    name: str
+    concurrency: int = 1
+    #: Dotted path of a raw Blueque handler: ``handler(task) -> str | None``.
+    handler: str | None = None
 
 
 @dataclass(frozen=True)
 class BluequeSettings:
-    redis_url: str
+    #: Where Redis is: exactly one of these three is set.
+    redis_url: str | None = None
+    connection: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    sentinel_service: str | None = None
+    sentinel_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Extra keyword arguments for ``redis.Redis`` (with a URL or Sentinel).
+    redis_kwargs: dict[str, Any] = field(default_factory=dict)
+    queues: dict[str, QueueSettings] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    msg: str
+    hint: str
+
+
+def _raw() -> Any:
+    return getattr(settings, "BLUEQUE", {})
+
+
+def _redis_problems(raw: dict[str, Any]) -> list[Problem]:
+    given = [key for key in ("REDIS_URL", "CONNECTION", "SENTINELS") if raw.get(key)]
+    if len(given) > 1:
+        return [
+            Problem(
+                "django_blueque.E003",
+                f"BLUEQUE sets {' and '.join(given)}; they are alternatives.",
+                "Keep one: REDIS_URL, CONNECTION (a django-redis CACHES alias) or SENTINELS.",
+            )
+        ]
+    found: list[Problem] = []
+    url = raw.get("REDIS_URL")
+    if url is not None and (not isinstance(url, str) or urlsplit(url).scheme not in URL_SCHEMES):
+        found.append(
+            Problem(
+                "django_blueque.E004",
+                f"BLUEQUE['REDIS_URL'] is not a Redis URL: {url!r}.",
+                "Use redis://host:port/db, rediss://... for TLS, or unix:///path/to/socket.",
+            )
+        )
+    alias = raw.get("CONNECTION")
+    if alias is not None:
+        cache_config = getattr(settings, "CACHES", {}).get(alias) if isinstance(alias, str) else None
+        if not cache_config or not str(cache_config.get("BACKEND", "")).startswith("django_redis."):
+            found.append(
+                Problem(
+                    "django_blueque.E005",
+                    f"BLUEQUE['CONNECTION'] = {alias!r} is not a django-redis cache in CACHES.",
+                    "Name a CACHES alias whose BACKEND is django_redis.cache.RedisCache, or use REDIS_URL.",
+                )
+            )
+    sentinels = raw.get("SENTINELS")
+    if sentinels is not None and not (_sentinel_addresses(sentinels) and isinstance(raw.get("SENTINEL_SERVICE"), str)):
+        found.append(
+            Problem(
+                "django_blueque.E006",
+                "BLUEQUE['SENTINELS'] needs a list of (host, port) pairs and a SENTINEL_SERVICE name.",
+                'For example: "SENTINELS": [("10.0.0.1", 26379)], "SENTINEL_SERVICE": "mymaster".',
+            )
+        )
+    for key in ("SENTINEL_KWARGS", "REDIS_KWARGS"):
+        if not isinstance(raw.get(key, {}), dict):
+            found.append(Problem("django_blueque.E002", f"BLUEQUE['{key}'] must be a dict.", "Give keyword arguments."))
+    return found
+
+
+def _sentinel_addresses(value: Any) -> tuple[tuple[str, int], ...] | None:
+    if not isinstance(value, list | tuple) or not value:
+        return None
+    addresses = []
+    for item in value:
+        if not (isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[0], str)):
+            return None
+        if not isinstance(item[1], int) or isinstance(item[1], bool):
+            return None
+        addresses.append((item[0], item[1]))
+    return tuple(addresses)
+
+
+def _queue_problems(queues: Any) -> list[Problem]:
+    if not isinstance(queues, dict):
+        return [
+            Problem(
+                "django_blueque.E007",
+                "BLUEQUE['QUEUES'] must be a dict of queue name to options.",
+                'For example: "QUEUES": {"default": {"CONCURRENCY": 4}}.',
+            )
+        ]
+    found = []
+    for name, options in queues.items():
+        if not isinstance(name, str) or not name or name != name.strip() or " " in name:
+            found.append(
+                Problem(
+                    "django_blueque.E007",
+                    f"Queue name {name!r} in BLUEQUE['QUEUES'] is not valid.",
+                    "Use a non-empty string without spaces.",
+                )
+            )
+            continue
+        if not isinstance(options, dict) or set(options) - QUEUE_KEYS:
+            unknown = sorted(set(options) - QUEUE_KEYS) if isinstance(options, dict) else options
+            found.append(
+                Problem(
+                    "django_blueque.E008",
+                    f"BLUEQUE['QUEUES'][{name!r}] has unknown options: {unknown!r}.",
+                    f"Known options: {', '.join(sorted(QUEUE_KEYS))}.",
+                )
+            )
+            continue
+        concurrency = options.get("CONCURRENCY", 1)
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            found.append(
+                Problem(
+                    "django_blueque.E008",
+                    f"BLUEQUE['QUEUES'][{name!r}]['CONCURRENCY'] must be a positive integer, not {concurrency!r}.",
+                    "The number of tasks of this queue a worker runs at once.",
+                )
+            )
+        handler = options.get("HANDLER")
+        if handler is not None and not isinstance(handler, str):
+            found.append(
+                Problem(
+                    "django_blueque.E009",
+                    f"BLUEQUE['QUEUES'][{name!r}]['HANDLER'] must be a dotted path, not {handler!r}.",
+                    "For example: 'myapp.work.transcode'.",
+                )
+            )
+    return found
+
+
+def problems() -> list[Problem]:
+    """What is wrong with the ``BLUEQUE`` setting, without touching Redis or importing handlers."""
+    raw = _raw()
+    if not isinstance(raw, dict):
+        return [Problem("django_blueque.E001", "The BLUEQUE setting must be a dict.", "See the settings reference.")]
+    found = []
+    unknown = sorted(set(raw) - KNOWN_KEYS)
+    if unknown:
+        found.append(
+            Problem(
+                "django_blueque.E002",
+                f"Unknown keys in BLUEQUE: {', '.join(map(repr, unknown))}.",
+                f"Known keys: {', '.join(sorted(KNOWN_KEYS))}.",
+            )
+        )
+    found += _redis_problems(raw)
+    found += _queue_problems(raw.get("QUEUES", {}))
+    return found
 
 
 @cache
 def get_settings() -> BluequeSettings:
-    raw: dict[str, Any] = getattr(settings, "BLUEQUE", None) or {}
-    return BluequeSettings(redis_url=raw.get("REDIS_URL", DEFAULT_REDIS_URL))
+    """The validated ``BLUEQUE`` setting; raises ``ImproperlyConfigured`` if it has problems."""
+    found = problems()
+    if found:
+        raise ImproperlyConfigured(f"{found[0].msg} {found[0].hint} ({found[0].id})")
+    raw: dict[str, Any] = _raw()
+    where = {"REDIS_URL", "CONNECTION", "SENTINELS"} & {key for key in raw if raw[key]}
+    queues = raw.get("QUEUES") or {DEFAULT_QUEUE: {}}
+    return BluequeSettings(
+        redis_url=raw.get("REDIS_URL") or (None if where else DEFAULT_REDIS_URL),
+        connection=raw.get("CONNECTION") or None,
+        sentinels=_sentinel_addresses(raw.get("SENTINELS")) or (),
+        sentinel_service=raw.get("SENTINEL_SERVICE"),
+        sentinel_kwargs=dict(raw.get("SENTINEL_KWARGS", {})),
+        redis_kwargs=dict(raw.get("REDIS_KWARGS", {})),
+        queues={
+            name: QueueSettings(name, options.get("CONCURRENCY", 1), options.get("HANDLER"))
+            for name, options in queues.items()
+        },
+    )
 
 
 def clear(**kwargs: Any) -> None:
-    """Receiver for ``setting_changed``: drop what was read from ``BLUEQUE``."""
-    if kwargs.get("setting") == "BLUEQUE":
+    """Receiver for ``setting_changed``: forget what was read from the settings."""
+    if kwargs.get("setting") in ("BLUEQUE", "CACHES"):
         get_settings.cache_clear()
         from . import connection
 

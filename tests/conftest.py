@@ -6,19 +6,31 @@ is used instead, but only if its database is empty when the session starts:
 the suite flushes it between tests and will not flush data it did not write.
 Without a Redis the tests that need one are skipped, except under CI (``CI``
 set), where a missing Redis is an error.
+
+``blueque101`` runs the published blueque 1.0.1 package in a subprocess. Its
+interpreter comes from ``BLUEQUE_101_PYTHON`` or ``.venv-blueque101`` (``make
+test`` creates it); without it those tests skip, except under CI.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from tests.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENT = ROOT / "tests" / "protocol" / "blueque101_agent.py"
+
+Blueque101 = Callable[..., Any]
 
 
 def _unavailable(reason: str) -> None:
@@ -75,5 +87,23 @@ def redis_url(_session_redis_url: str, redis_server: RedisServer | None) -> Iter
 
 
 @pytest.fixture
-def project_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+def blueque101(redis_url: str) -> Blueque101:
+    python = os.environ.get("BLUEQUE_101_PYTHON") or str(ROOT / ".venv-blueque101" / "bin" / "python")
+    if not os.access(python, os.X_OK):
+        reason = f"no interpreter with blueque 1.0.1 at {python}; run `make .venv-blueque101/.installed`"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+    def run(command: str, *args: object) -> Any:
+        result = subprocess.run(
+            [python, str(AGENT), command, redis_url, *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    return run

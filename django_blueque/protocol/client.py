@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -90,6 +91,18 @@ class Client:
 
     def get_processor(self, task: Task) -> Processor:
         return Processor(self._redis, task)
+
+    def report_progress(self, task_id: str, fraction: float, message: str = "") -> bool:
+        """Record how far a running task has got (0.0 to 1.0) and a short message.
+
+        Kept in the extension fields ``progress`` and ``progress_message``.
+        Returns False, recording nothing, if the task is not running.
+        """
+        fraction = float(fraction)
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"Progress must be between 0 and 1, not {fraction}")
+        recorded = self._scripts.progress(keys=[keys.task(task_id)], args=[fraction, str(message)[:200], time.time()])
+        return bool(recorded)
 
     def queue_names(self) -> list[str]:
         return introspection.queue_names(self._redis)

@@ -38,7 +38,8 @@ Blueque 1.0.1 never reads them.
     seconds written as decimal strings) and ``reclaimed_node``, set when a
     listener takes over the task of a dead one. Extension fields:
     ``started_at`` (when the task last started), ``exception`` (the dotted
-    path of the exception class of a failure) and ``traceback``.
+    path of the exception class of a failure), ``traceback``, and
+    ``progress`` (0.0 to 1.0) with ``progress_message`` for running tasks.
 
 ``blueque_channel_<queue>`` (pub/sub channel, *extension*)
     A message (the queue name, never a task id) is published whenever a task

@@ -122,6 +122,15 @@ class Task:
         return self._fields.get("exception")
 
     @property
+    def progress(self) -> float | None:
+        """How far a running task has got, 0.0 to 1.0 (extension field)."""
+        return _float(self._fields.get("progress"))
+
+    @property
+    def progress_message(self) -> str | None:
+        return self._fields.get("progress_message")
+
+    @property
     def traceback(self) -> str | None:
         """Traceback of a failure (extension field)."""
         return self._fields.get("traceback")

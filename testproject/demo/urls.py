@@ -5,5 +5,5 @@ from . import views
 app_name = "demo"
 urlpatterns = [
     path("", views.index, name="index"),
-    path("enqueue/", views.enqueue, name="enqueue"),
+    path("enqueue/<slug:kind>/", views.enqueue, name="enqueue"),
 ]

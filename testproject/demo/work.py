@@ -1,18 +1,15 @@
-"""What the demo's worker does with a task: wait a little, then reverse a text."""
+"""The handler of the demo's raw Blueque queue: 1.0-style string parameters in, a string out.
 
-import json
-import time
+Any Blueque client can enqueue here, e.g. with the published blueque 1.0.1::
+
+    from blueque import Client
+    Client("redis://127.0.0.1:6379/0").get_queue("raw").enqueue("some text")
+"""
 
 from django_blueque.protocol import Task
 
-QUEUE = "demo"
-
-
-def parameters(text: str, seconds: float) -> str:
-    return json.dumps({"text": text, "seconds": seconds})
+QUEUE = "raw"
 
 
 def reverse_text(task: Task) -> str:
-    data = json.loads(task.parameters or "{}")
-    time.sleep(float(data.get("seconds", 0)))
-    return str(data["text"])[::-1]
+    return (task.parameters or "")[::-1]

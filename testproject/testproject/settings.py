@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-blueque-demo-only-not-secret")
@@ -19,6 +21,8 @@ INSTALLED_APPS = [
     "django_blueque",
     "demo",
 ]
+if django.VERSION < (6, 0):
+    INSTALLED_APPS.append("django_tasks")  # the Tasks API backport, for its checks and logging
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -63,6 +67,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 BLUEQUE = {
     "REDIS_URL": os.environ.get("BLUEQUE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "QUEUES": {
+        "default": {"CONCURRENCY": 4},
+        "slow": {"CONCURRENCY": 2},
+        # A raw Blueque queue: producers written for Blueque 1.0.1 can use it.
+        "raw": {"CONCURRENCY": 1, "HANDLER": "demo.work.reverse_text"},
+    },
+}
+
+TASKS = {
+    "default": {
+        "BACKEND": "django_blueque.backends.BluequeBackend",
+        "QUEUES": ["default", "slow"],
+    }
 }
 
 LOGGING = {

@@ -1,38 +1,93 @@
-import json
+"""The demo project's pages, with a real worker run in this process."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from django.test import Client as HttpClient
 from django.urls import reverse
 
 from django_blueque.protocol import Client
+from django_blueque.testing import run_pending_tasks
+
+MANAGE = Path(__file__).resolve().parents[2] / "testproject" / "manage.py"
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("demo_blueque")]
 
 
-@pytest.mark.django_db
-def test_a_task_enqueued_from_the_demo_page_completes(blueque: Client, client: HttpClient) -> None:
-    response = client.post(reverse("demo:enqueue"), {"text": "Hello, Blueque", "seconds": "0"}, follow=True)
+def _enqueue(client: HttpClient, kind: str, text: str = "Hello, Blueque") -> str:
+    response = client.post(reverse("demo:enqueue", args=[kind]), {"text": text}, follow=True)
     assert response.status_code == 200
-    [task_id] = blueque.task_ids("demo", "pending")
-    assert f"Enqueued task {task_id}" in response.content.decode()
-    assert json.loads(blueque.get_task(task_id).parameters or "") == {"text": "Hello, Blueque", "seconds": 0.0}
+    page = response.content.decode()
+    assert f"Enqueued {kind} task " in page
+    return page.split(f"Enqueued {kind} task ")[1].split(".</p>")[0]
 
-    call_command("demo_worker", "--burst")
 
-    task = blueque.get_task(task_id)
-    assert (task.status, task.result) == ("complete", "euqeulB ,olleH")
+def test_a_task_enqueued_from_a_view_runs_and_reads_successful(client: HttpClient, demo_blueque: Client) -> None:
+    task_id = _enqueue(client, "quick")
+    assert demo_blueque.get_task(task_id).status == "pending"
+    assert run_pending_tasks("default") == 1
     page = client.get(reverse("demo:index")).content.decode()
-    assert f'id="task-{task_id}"' in page
-    assert "euqeulB ,olleH" in page
-    assert "complete 1" in page
+    row = page.split(f'id="task-{task_id}"')[1].split("</tr>")[0]
+    assert "SUCCESSFUL" in row
+    assert "euqeulB ,olleH" in row
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize("data", [{"text": ""}, {"text": "x", "seconds": "-1"}, {"text": "x", "seconds": "soon"}])
-def test_the_demo_refuses_bad_input(blueque: Client, client: HttpClient, data: dict[str, str]) -> None:
-    response = client.post(reverse("demo:enqueue"), data, follow=True)
-    assert "Give a text of 1 to 200 characters" in response.content.decode()
-    assert blueque.queue_stats(["demo"])["demo"].pending == 0
+def test_a_failing_task_shows_its_traceback(client: HttpClient) -> None:
+    task_id = _enqueue(client, "fail")
+    run_pending_tasks("default")
+    row = client.get(reverse("demo:index")).content.decode().split(f'id="task-{task_id}"')[1].split("</tr>")[0]
+    assert "FAILED" in row
+    assert "ValueError: failing on purpose: Hello, Blueque" in row
 
 
-def test_the_demo_page_refuses_get_on_enqueue(blueque: Client, client: HttpClient) -> None:
-    assert client.get(reverse("demo:enqueue")).status_code == 405
+def test_a_scheduled_task_waits(client: HttpClient, demo_blueque: Client) -> None:
+    task_id = _enqueue(client, "scheduled")
+    assert demo_blueque.get_task(task_id).status == "scheduled"
+    assert run_pending_tasks("default") == 0
+    row = client.get(reverse("demo:index")).content.decode().split(f'id="task-{task_id}"')[1].split("</tr>")[0]
+    assert "READY" in row
+    assert "scheduled" in row
+
+
+def test_a_raw_task_runs_through_its_handler(client: HttpClient, demo_blueque: Client) -> None:
+    task_id = _enqueue(client, "raw", "abc")
+    assert run_pending_tasks("raw") == 1
+    assert demo_blueque.get_task(task_id).result == "cba"
+
+
+def test_the_long_task_goes_to_the_slow_queue(client: HttpClient, demo_blueque: Client) -> None:
+    task_id = _enqueue(client, "long")
+    assert demo_blueque.get_task(task_id).queue == "slow"
+
+
+def test_the_demo_refuses_bad_input(client: HttpClient, demo_blueque: Client) -> None:
+    response = client.post(reverse("demo:enqueue", args=["quick"]), {"text": "x" * 201}, follow=True)
+    assert "at most 200 characters" in response.content.decode()
+    response = client.post(reverse("demo:enqueue", args=["bogus"]), follow=True)
+    assert "Unknown kind of task" in response.content.decode()
+    assert demo_blueque.queue_stats() == {}
+
+
+def test_enqueue_refuses_get(client: HttpClient) -> None:
+    assert client.get(reverse("demo:enqueue", args=["quick"])).status_code == 405
+
+
+def test_a_separate_worker_process_runs_what_a_view_enqueued(client: HttpClient, demo_blueque: Client) -> None:
+    # The worker is a real process (manage.py demo_worker, forking one child per
+    # task), configured only through the environment, as in production.
+    quick = _enqueue(client, "quick")
+    raw = _enqueue(client, "raw", "abc")
+    url = demo_blueque.redis.connection_pool.connection_kwargs
+    env = {**os.environ, "BLUEQUE_REDIS_URL": f"redis://{url['host']}:{url['port']}/{url['db']}"}
+    worker = subprocess.run(
+        [sys.executable, str(MANAGE), "demo_worker", "--burst"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert worker.returncode == 0, worker.stderr
+    assert "Ran 2 task(s)." in worker.stdout
+    row = client.get(reverse("demo:index")).content.decode().split(f'id="task-{quick}"')[1].split("</tr>")[0]
+    assert "SUCCESSFUL" in row
+    assert "euqeulB ,olleH" in row
+    assert demo_blueque.get_task(raw).result == "cba"

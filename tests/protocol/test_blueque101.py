@@ -9,7 +9,7 @@ import pytest
 from redis import Redis
 
 from django_blueque.protocol import Client, Task, forking_runner, keys
-from tests.protocol.conftest import Blueque101
+from tests.conftest import Blueque101
 
 
 def shout(task: Task) -> str:

@@ -1,0 +1,120 @@
+"""``BluequeBackend``: Django's Tasks API on Blueque.
+
+::
+
+    TASKS = {
+        "default": {
+            "BACKEND": "django_blueque.backends.BluequeBackend",
+            "QUEUES": ["default"],
+            "OPTIONS": {"ENQUEUE_ON_COMMIT": False},
+        }
+    }
+
+``run_after`` maps to Blueque's scheduled set (a scheduler moves the task to
+pending when it is due); results are read back from the task's hash by any
+process. Priority is not supported: order tasks with queues instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import redis
+from django.core import checks
+from django.db import transaction
+from django.utils import timezone
+
+from . import payload
+from .compat import BaseTaskBackend, TaskResult, TaskResultDoesNotExist, TaskResultStatus, task_enqueued
+from .conf import get_settings
+from .connection import get_client
+from .protocol.queue import new_task_id
+from .results import to_task_result, update
+
+if TYPE_CHECKING:
+    from .compat import AnyTask, AnyTaskResult
+
+
+class BluequeBackend(BaseTaskBackend):
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = False
+
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        super().__init__(alias, params)
+        #: Push tasks enqueued inside ``transaction.atomic()`` only on commit.
+        self.enqueue_on_commit = bool(self.options.get("ENQUEUE_ON_COMMIT", False))
+        #: The database whose transactions ``ENQUEUE_ON_COMMIT`` follows.
+        self.database = str(self.options.get("DATABASE", "default"))
+
+    def enqueue(self, task: AnyTask, args: Any, kwargs: Any) -> AnyTaskResult:
+        self.validate_task(task)
+        task_id = new_task_id()
+        parameters = payload.encode(task, args, kwargs, self.alias)
+        result: AnyTaskResult = TaskResult(
+            task=task,
+            id=task_id,
+            status=TaskResultStatus.READY,
+            enqueued_at=None,
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=list(args),
+            kwargs=dict(kwargs),
+            backend=self.alias,
+            errors=[],
+            worker_ids=[],
+        )
+
+        def push() -> None:
+            queue = get_client().get_queue(task.queue_name)
+            if task.run_after is not None:
+                queue.schedule(parameters, eta=task.run_after.timestamp(), task_id=task_id)
+            else:
+                queue.enqueue(parameters, task_id=task_id)
+            update(result, enqueued_at=timezone.now())
+            task_enqueued.send(type(self), task_result=result)
+
+        if self.enqueue_on_commit:
+            # Outside a transaction on_commit runs push() at once.
+            transaction.on_commit(push, using=self.database)
+        else:
+            push()
+        return result
+
+    def get_result(self, result_id: str) -> AnyTaskResult:
+        blueque_task = get_client().get_task(result_id)
+        if not blueque_task.exists:
+            raise TaskResultDoesNotExist(result_id)
+        try:
+            return to_task_result(blueque_task, self.alias)
+        except payload.NotADjangoTask as exc:
+            raise TaskResultDoesNotExist(f"{result_id}: {exc}") from exc
+
+    def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
+        yield from super().check(**kwargs)
+        configured = get_settings().queues
+        for name in sorted(self.queues):
+            queue = configured.get(name)
+            if queue is None:
+                yield checks.Error(
+                    f"Task queue {name!r} of backend {self.alias!r} is not in BLUEQUE['QUEUES'].",
+                    hint=f"Add {name!r} to BLUEQUE['QUEUES'] so workers serve it, or remove it from TASKS.",
+                    id="django_blueque.E010",
+                )
+            elif queue.handler is not None:
+                yield checks.Error(
+                    f"Task queue {name!r} of backend {self.alias!r} has a raw HANDLER.",
+                    hint="A queue with a HANDLER runs Blueque tasks, not Django tasks: use another queue.",
+                    id="django_blueque.E011",
+                )
+        try:
+            get_client().redis.ping()
+        except redis.RedisError as exc:
+            yield checks.Warning(
+                f"Redis does not answer for backend {self.alias!r}: {exc}",
+                hint="Start Redis or fix BLUEQUE['REDIS_URL']; tasks cannot be enqueued until it answers.",
+                id="django_blueque.W001",
+            )

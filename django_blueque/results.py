@@ -1,0 +1,89 @@
+"""Reading a Blueque task as a Django ``TaskResult``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from . import payload
+from .compat import InvalidTaskError, TaskError, TaskResult, TaskResultStatus
+from .protocol import COMPLETE, FAILED, STARTED, Task
+
+if TYPE_CHECKING:
+    from .compat import AnyTask, AnyTaskResult
+
+#: How each Blueque status reads in Django's Tasks API.
+STATUS_MAP = {
+    "scheduled": TaskResultStatus.READY,
+    "pending": TaskResultStatus.READY,
+    "reserved": TaskResultStatus.READY,
+    STARTED: TaskResultStatus.RUNNING,
+    COMPLETE: TaskResultStatus.SUCCESSFUL,
+    FAILED: TaskResultStatus.FAILED,
+}
+
+
+def as_datetime(timestamp: float | None) -> datetime | None:
+    if timestamp is None:
+        return None
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
+    return moment if settings.USE_TZ else timezone.make_naive(moment)
+
+
+def django_task_for(blueque_task: Task, data: payload.Payload) -> AnyTask:
+    """The ``Task`` object of a Blueque task, with the queue and backend it was enqueued with."""
+    django_task = payload.resolve(data.task_path)
+    try:
+        return django_task.using(queue_name=blueque_task.queue, backend=data.backend, run_after=data.run_after)
+    except InvalidTaskError:
+        # The settings changed since it was enqueued: report it as defined.
+        return django_task
+
+
+def to_task_result(blueque_task: Task, backend_alias: str | None = None) -> AnyTaskResult:
+    """A ``TaskResult`` describing ``blueque_task``; ``NotADjangoTask`` if it is not one."""
+    data = payload.decode(blueque_task.parameters)
+    status = STATUS_MAP.get(blueque_task.status or "", TaskResultStatus.READY)
+    started_at = as_datetime(blueque_task.started_at)
+    finished = status in (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
+    errors = []
+    if status == TaskResultStatus.FAILED:
+        errors.append(
+            TaskError(
+                exception_class_path=blueque_task.exception or "builtins.Exception",
+                traceback=blueque_task.traceback or blueque_task.error or "",
+            )
+        )
+    result: AnyTaskResult = TaskResult(
+        task=django_task_for(blueque_task, data),
+        id=blueque_task.id,
+        status=status,
+        enqueued_at=as_datetime(blueque_task.created),
+        started_at=started_at,
+        finished_at=as_datetime(blueque_task.updated) if finished else None,
+        last_attempted_at=started_at,
+        args=data.args,
+        kwargs=data.kwargs,
+        backend=backend_alias or data.backend,
+        errors=errors,
+        worker_ids=[blueque_task.node]
+        if blueque_task.node and (finished or status == TaskResultStatus.RUNNING)
+        else [],
+    )
+    if status == TaskResultStatus.SUCCESSFUL:
+        set_return_value(result, json.loads(blueque_task.result or "null"))
+    return result
+
+
+def set_return_value(result: AnyTaskResult, value: Any) -> None:
+    # TaskResult is frozen; Django's own backends set the outcome this way too.
+    object.__setattr__(result, "_return_value", value)
+
+
+def update(result: AnyTaskResult, **changes: Any) -> None:
+    for name, value in changes.items():
+        object.__setattr__(result, name, value)

@@ -1,0 +1,71 @@
+"""Django tasks used by the backend tests (after Django's own tests/tasks/tasks.py)."""
+
+from typing import Any
+
+from django_blueque.compat import TaskContext, task
+from django_blueque.progress import report_progress
+
+
+@task
+def noop_task(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+@task
+async def noop_task_async(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+@task
+def calculate_meaning_of_life() -> int:
+    return 42
+
+
+@task
+def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@task
+def failing_task_value_error() -> None:
+    raise ValueError("This Task failed due to ValueError")
+
+
+@task
+def failing_task_system_exit() -> None:
+    raise SystemExit("This Task failed due to SystemExit")
+
+
+@task
+def complex_exception() -> None:
+    raise ValueError(ValueError("This task failed"))
+
+
+@task
+def complex_return_value() -> object:
+    return object()  # not JSON: the task fails with TypeError
+
+
+@task(takes_context=True)
+def get_task_id(context: TaskContext) -> str:
+    return str(context.task_result.id)
+
+
+@task(takes_context=True)
+def context_attempt(context: TaskContext, value: int) -> dict[str, Any]:
+    return {"attempt": context.attempt, "value": value, "worker_ids": context.task_result.worker_ids}
+
+
+@task
+def with_progress() -> str:
+    report_progress(0.5, "halfway")
+    return "done"
+
+
+def not_a_task() -> str:
+    return "a plain function must never run from Redis"
+
+
+def shout(blueque_task: Any) -> str:
+    """A raw Blueque handler."""
+    return str(blueque_task.parameters).upper()
