@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from . import payload
 from .compat import BaseTaskBackend, TaskResult, TaskResultDoesNotExist, TaskResultStatus, task_enqueued
-from .conf import get_settings
+from .conf import get_settings, problems
 from .connection import get_client
 from .protocol.queue import new_task_id
 from .results import to_task_result, update
@@ -95,6 +95,8 @@ class BluequeBackend(BaseTaskBackend):
 
     def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
         yield from super().check(**kwargs)
+        if problems():
+            return  # the BLUEQUE setting itself is wrong: its own checks say how
         configured = get_settings().queues
         for name in sorted(self.queues):
             queue = configured.get(name)

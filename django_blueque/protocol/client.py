@@ -110,5 +110,8 @@ class Client:
     def queue_stats(self, names: Sequence[str] | None = None) -> dict[str, introspection.QueueStats]:
         return introspection.queue_stats(self._redis, names)
 
+    def oldest_pending(self, names: Sequence[str]) -> dict[str, float | None]:
+        return introspection.oldest_pending(self._redis, names)
+
     def task_ids(self, queue: str, status: str, offset: int = 0, count: int = 50) -> list[str]:
         return introspection.task_ids(self._redis, queue, status, offset, count)

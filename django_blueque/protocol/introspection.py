@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from . import keys
-from .replies import string_set, strings
+from .replies import optional_strings, string_set, strings
 from .task import COMPLETE, FAILED, PENDING, RESERVED, SCHEDULED, STARTED, STATUSES
 
 if TYPE_CHECKING:
@@ -81,6 +81,28 @@ def queue_stats(redis: Redis, names: Iterable[str] | None = None) -> dict[str, Q
             listeners=len(listeners),
         )
     return stats
+
+
+def oldest_pending(redis: Redis, names: Iterable[str]) -> dict[str, float | None]:
+    """When the next task to run on each queue was created (epoch seconds), or None. Two round trips."""
+    names = list(names)
+    with redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.lindex(keys.pending(name), -1)
+        heads = optional_strings(pipe.execute())
+    with redis.pipeline(transaction=False) as pipe:
+        for task_id in heads:
+            if task_id is not None:
+                pipe.hget(keys.task(task_id), "created")
+        created = iter(optional_strings(pipe.execute()))
+    oldest: dict[str, float | None] = {}
+    for name, task_id in zip(names, heads, strict=True):
+        value = next(created) if task_id is not None else None
+        try:
+            oldest[name] = float(value) if value is not None else None
+        except ValueError:
+            oldest[name] = None
+    return oldest
 
 
 def task_ids(redis: Redis, queue: str, status: str, offset: int = 0, count: int = 50) -> list[str]:

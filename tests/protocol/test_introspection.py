@@ -65,3 +65,12 @@ def test_get_tasks_reads_many_in_order(client: Client) -> None:
     tasks = client.get_tasks([ids[2], "missing", ids[0]])
     assert [t.parameters for t in tasks] == ["2", None, "0"]
     assert [t.exists for t in tasks] == [True, False, True]
+
+
+def test_oldest_pending(client: Client) -> None:
+    queue = client.get_queue("q")
+    first = queue.enqueue("first")
+    queue.enqueue("second")
+    client.get_queue("scheduled.only").schedule("later", eta=time.time() + 60)
+    oldest = client.oldest_pending(["q", "scheduled.only", "unknown"])
+    assert oldest == {"q": client.get_task(first).created, "scheduled.only": None, "unknown": None}

@@ -1,0 +1,98 @@
+"""``manage.py blueque_status``: what every queue holds, from Redis, in a few round trips."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django_blueque.conf import get_settings
+from django_blueque.connection import get_client
+from django_blueque.protocol import STATUSES
+
+COLUMNS = (*STATUSES, "listeners")
+
+
+def collect(queues: list[str]) -> dict[str, dict[str, Any]]:
+    """Counts per state, listeners and the oldest pending task's age, per queue."""
+    client = get_client()
+    names = queues or sorted(set(client.queue_names()) | set(get_settings().queues))
+    stats = client.queue_stats(names)
+    oldest = client.oldest_pending(names)
+    now = time.time()
+    rows: dict[str, dict[str, Any]] = {}
+    for name in names:
+        created = oldest[name]
+        age = None if created is None else round(max(now - created, 0.0), 3)
+        rows[name] = {**stats[name].counts(), "oldest_pending_age": age}
+    return rows
+
+
+def format_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def table(queues: dict[str, dict[str, Any]]) -> str:
+    headers = ("queue", *COLUMNS, "oldest pending")
+    rows = [
+        (name, *(str(row[column]) for column in COLUMNS), format_age(row["oldest_pending_age"]))
+        for name, row in queues.items()
+    ]
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = [
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in (headers, *rows)
+    ]
+    if not rows:
+        lines.append("(no queues)")
+    return "\n".join(lines)
+
+
+class Command(BaseCommand):
+    help = "Show every Blueque queue with its task counts per state, listeners and oldest pending task."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("queues", nargs="*", metavar="QUEUE", help="Only these queues (default: all).")
+        parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+        parser.add_argument(
+            "--watch",
+            nargs="?",
+            type=float,
+            const=2.0,
+            metavar="SECONDS",
+            help="Refresh every SECONDS (default 2) until interrupted.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        interval = options["watch"]
+        if interval is not None and interval <= 0:
+            raise CommandError("--watch needs a positive number of seconds")
+        try:
+            while True:
+                try:
+                    queues = collect(options["queues"])
+                except redis.RedisError as exc:
+                    raise CommandError(f"Cannot read Blueque state from Redis: {exc}") from exc
+                if options["json"]:
+                    self.stdout.write(json.dumps({"queues": queues}, sort_keys=True))
+                else:
+                    if interval is not None:
+                        self.stdout.write("\x1b[H\x1b[2J", ending="")  # clear the terminal
+                    self.stdout.write(table(queues))
+                if interval is None:
+                    return
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            pass

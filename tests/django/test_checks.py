@@ -1,0 +1,103 @@
+"""Every system check id, one by one, and that ``manage.py check`` runs them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.checks import run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from pytest_django import Settings as SettingsWrapper
+
+from tests.django.conftest import BACKEND
+
+REDIS = "redis://127.0.0.1:6379/0"
+HANDLER = "tests.django.tasks.shout"
+DJANGO_REDIS_CACHE = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS}
+
+
+def ids(settings: SettingsWrapper, blueque: Any, tasks: dict[str, Any] | None = None) -> list[str]:
+    settings.BLUEQUE = blueque
+    settings.TASKS = tasks or {"default": {"BACKEND": BACKEND, "QUEUES": []}}
+    return [message.id for message in run_checks() if message.id and message.id.startswith("django_blueque.")]
+
+
+@pytest.mark.parametrize(
+    ("blueque", "expected"),
+    [
+        ("redis://localhost", "E001"),
+        ({"REDIS_URL": REDIS, "QUEUS": {}}, "E002"),
+        ({"REDIS_URL": REDIS, "REDIS_KWARGS": ["password"]}, "E002"),
+        ({"REDIS_URL": REDIS, "CONNECTION": "default"}, "E003"),
+        ({"REDIS_URL": "http://localhost:6379"}, "E004"),
+        ({"REDIS_URL": 6379}, "E004"),
+        ({"CONNECTION": "missing"}, "E005"),
+        ({"SENTINELS": [("localhost", 26379)]}, "E006"),
+        ({"SENTINELS": ["localhost:26379"], "SENTINEL_SERVICE": "mymaster"}, "E006"),
+        ({"REDIS_URL": REDIS, "QUEUES": ["default"]}, "E007"),
+        ({"REDIS_URL": REDIS, "QUEUES": {"has space": {}}}, "E007"),
+        ({"REDIS_URL": REDIS, "QUEUES": {"default": {"CONCURENCY": 2}}}, "E008"),
+        ({"REDIS_URL": REDIS, "QUEUES": {"default": {"CONCURRENCY": 0}}}, "E008"),
+        ({"REDIS_URL": REDIS, "QUEUES": {"default": {"CONCURRENCY": True}}}, "E008"),
+        ({"REDIS_URL": REDIS, "QUEUES": {"raw": {"HANDLER": 42}}}, "E009"),
+        ({"REDIS_URL": REDIS, "QUEUES": {"raw": {"HANDLER": "no.such.module.handler"}}}, "E009"),
+        ({"REDIS_URL": REDIS, "QUEUES": {"raw": {"HANDLER": "tests.django.test_checks.REDIS"}}}, "E009"),
+    ],
+)
+def test_each_settings_problem_has_its_id(settings: SettingsWrapper, blueque: Any, expected: str) -> None:
+    assert ids(settings, blueque) == [f"django_blueque.{expected}"]
+
+
+def test_good_settings_pass(settings: SettingsWrapper, redis_url: str) -> None:
+    settings.CACHES = {**settings.CACHES, "redis": DJANGO_REDIS_CACHE}
+    settings.TASKS = {"default": {"BACKEND": BACKEND, "QUEUES": ["default"]}}
+    good = [
+        {
+            "REDIS_URL": redis_url,
+            "QUEUES": {"default": {"CONCURRENCY": 4}, "raw": {"HANDLER": HANDLER}},
+        },
+        {"CONNECTION": "redis"},
+        {"SENTINELS": [("127.0.0.1", 26379)], "SENTINEL_SERVICE": "mymaster"},
+        {},
+    ]
+    for blueque in good:
+        settings.BLUEQUE = blueque
+        assert [m.id for m in run_checks() if m.id and m.id.startswith("django_blueque.E")] == [], blueque
+
+
+def test_a_backend_queue_missing_from_blueque_queues(settings: SettingsWrapper, redis_url: str) -> None:
+    tasks = {"default": {"BACKEND": BACKEND, "QUEUES": ["default", "reports"]}}
+    assert ids(settings, {"REDIS_URL": redis_url, "QUEUES": {"default": {}}}, tasks) == ["django_blueque.E010"]
+
+
+def test_a_backend_queue_with_a_raw_handler(settings: SettingsWrapper, redis_url: str) -> None:
+    blueque = {"REDIS_URL": redis_url, "QUEUES": {"default": {}, "raw": {"HANDLER": HANDLER}}}
+    tasks = {"default": {"BACKEND": BACKEND, "QUEUES": ["default", "raw"]}}
+    assert ids(settings, blueque, tasks) == ["django_blueque.E011"]
+
+
+def test_an_unreachable_redis_is_a_warning(settings: SettingsWrapper) -> None:
+    blueque = {"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_KWARGS": {"socket_connect_timeout": 0.5}}
+    tasks = {"default": {"BACKEND": BACKEND, "QUEUES": ["default"]}}
+    assert ids(settings, blueque, tasks) == ["django_blueque.W001"]
+
+
+def test_manage_py_check_runs_the_checks(settings: SettingsWrapper, redis_url: str) -> None:
+    settings.BLUEQUE = {"REDIS_URL": redis_url, "QUEUES": {"default": {"CONCURRENCY": -1}}}
+    with pytest.raises(SystemCheckError, match=r"django_blueque\.E008"):
+        call_command("check")
+    settings.BLUEQUE = {"REDIS_URL": redis_url, "QUEUES": {"default": {}, "slow": {}}}
+    settings.TASKS = {"default": {"BACKEND": BACKEND, "QUEUES": ["default", "elsewhere"]}}
+    with pytest.raises(SystemCheckError, match=r"django_blueque\.E010"):
+        call_command("check")
+
+
+def test_bad_settings_refuse_to_build_a_client(settings: SettingsWrapper) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_blueque.connection import get_client
+
+    settings.BLUEQUE = {"REDIS_URL": "http://nope"}
+    with pytest.raises(ImproperlyConfigured, match=r"django_blueque\.E004"):
+        get_client()

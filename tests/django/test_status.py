@@ -1,0 +1,102 @@
+"""``manage.py blueque_status`` on a queue with tasks in every state."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from pytest_django import Settings as SettingsWrapper
+
+from django_blueque.protocol import Client
+
+
+def every_state(blueque: Client) -> None:
+    queue = blueque.get_queue("default")
+    queue.schedule("s", eta=time.time() + 60)
+    for i in range(6):
+        queue.enqueue(str(i))
+    listener = blueque.get_listener("default")
+    for outcome in ("reserved", "started", "complete", "failed", "failed"):
+        task = listener.listen(timeout=1)
+        assert task is not None
+        if outcome == "reserved":
+            continue
+        processor = blueque.get_processor(task)
+        processor.start(os.getpid())
+        if outcome == "complete":
+            processor.complete("ok")
+        elif outcome == "failed":
+            processor.fail("no")
+
+
+def status(*args: str) -> str:
+    out = StringIO()
+    call_command("blueque_status", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_json_counts_every_state(blueque: Client) -> None:
+    every_state(blueque)
+    report = json.loads(status("--json"))
+    default = report["queues"]["default"]
+    assert {key: default[key] for key in default if key != "oldest_pending_age"} == {
+        "pending": 1, "scheduled": 1, "reserved": 1, "started": 1, "complete": 1, "failed": 2, "listeners": 1,
+    }  # fmt: skip
+    assert 0 <= default["oldest_pending_age"] < 60
+    # Configured queues show even before Redis knows them.
+    assert report["queues"]["other"]["pending"] == 0
+    assert report["queues"]["other"]["oldest_pending_age"] is None
+
+
+def test_table_and_queue_filter(blueque: Client) -> None:
+    every_state(blueque)
+    lines = status("default").splitlines()
+    assert lines[0].split() == [
+        "queue", "scheduled", "pending", "reserved", "started", "complete", "failed", "listeners", "oldest", "pending",
+    ]  # fmt: skip
+    assert lines[1].split()[:8] == ["default", "1", "1", "1", "1", "1", "2", "1"]
+    assert len(lines) == 2
+
+
+def test_unreachable_redis_is_a_command_error(settings: SettingsWrapper) -> None:
+    settings.BLUEQUE = {"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_KWARGS": {"socket_connect_timeout": 0.5}}
+    with pytest.raises(CommandError, match="Cannot read Blueque state from Redis"):
+        status()
+
+
+def test_watch_needs_a_positive_interval(blueque: Client) -> None:
+    with pytest.raises(CommandError, match="positive"):
+        status("--watch", "0")
+
+
+def test_watch_refreshes_until_interrupted(blueque: Client, redis_url: str) -> None:
+    manage = Path(__file__).resolve().parents[2] / "testproject" / "manage.py"
+    env = {**os.environ, "BLUEQUE_REDIS_URL": redis_url}
+    process = subprocess.Popen(
+        [sys.executable, str(manage), "blueque_status", "--json", "--watch", "0.2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = process.stdout.readline() if process.stdout else ""
+        blueque.get_queue("default").enqueue("x")
+        deadline = time.monotonic() + 10
+        while True:
+            line = process.stdout.readline() if process.stdout else ""
+            if json.loads(line)["queues"]["default"]["pending"] == 1:
+                break
+            assert time.monotonic() < deadline
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0
+    finally:
+        process.kill()
+    assert json.loads(first)["queues"]["default"]["pending"] == 0
