@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis as redis_py
 
-from . import introspection, keys
-from .listener import DEFAULT_BLOCK_TIMEOUT, Listener
+from . import introspection, keys, liveness
+from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, Listener
 from .processor import Processor
 from .queue import Queue
 from .replies import fields
@@ -78,8 +79,15 @@ class Client:
         *more_queue_names: str,
         block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
         listener_id: str | None = None,
+        heartbeat: bool = False,
+        max_recoveries: int = DEFAULT_MAX_RECOVERIES,
     ) -> Listener:
-        """A listener on one queue or, served in the order given, several."""
+        """A listener on one queue or, served in the order given, several.
+
+        ``heartbeat``: the caller will call :meth:`Listener.beat` regularly,
+        so other hosts can tell when it dies (runners do). A listener without
+        one is judged as Blueque 1.0.1 judges listeners: same host, pid gone.
+        """
         return Listener(
             self._redis,
             self._scripts,
@@ -87,10 +95,42 @@ class Client:
             (queue_name, *more_queue_names),
             block_timeout=block_timeout,
             listener_id=listener_id,
+            heartbeat=heartbeat,
+            max_recoveries=max_recoveries,
         )
 
+    def recover(
+        self,
+        queues: Sequence[str],
+        *,
+        timeout: float = DEFAULT_LISTENER_TIMEOUT,
+        max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+        exclude: Sequence[str] = (),
+    ) -> Counter[str]:
+        """Recover the tasks of dead listeners of ``queues``; see :mod:`.liveness`."""
+        return liveness.recover(
+            self._redis, self._scripts, queues, timeout=timeout, max_recoveries=max_recoveries, exclude=exclude
+        )
+
+    def recover_listener(
+        self, queue: str, listener_id: str, *, timeout: float, max_recoveries: int, force: bool = False
+    ) -> Counter[str]:
+        return liveness.recover_listener(
+            self._redis,
+            self._scripts,
+            queue,
+            listener_id,
+            timeout=timeout,
+            max_recoveries=max_recoveries,
+            force=force,
+        )
+
+    def beat(self, listener_id: str | None, task_ids: Sequence[str] = ()) -> float:
+        """Record heartbeats for a listener and tasks; returns the server time."""
+        return liveness.beat(self._redis, self._scripts, listener_id, task_ids)
+
     def get_processor(self, task: Task) -> Processor:
-        return Processor(self._redis, task)
+        return Processor(self._redis, self._scripts, task)
 
     def report_progress(self, task_id: str, fraction: float, message: str = "") -> bool:
         """Record how far a running task has got (0.0 to 1.0) and a short message.

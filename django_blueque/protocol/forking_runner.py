@@ -1,25 +1,37 @@
 """Run tasks in forked processes, one process per task, as Blueque 1.0 does.
 
-The runner takes a task only when one of its ``concurrency`` slots is free, so
-a task never waits behind another on a busy process (no prefetch), and it
-never times a task out.
+The runner takes a task only when one of its slots is free (no prefetch) and
+never times a task out. It keeps a heartbeat for its listener and for the
+tasks its children run, and now and then recovers the tasks of dead
+listeners on its queues (see :mod:`.liveness`).
+
+Stopping: SIGTERM or SIGINT stops taking tasks and waits for the running
+ones; with ``grace``, those still running after that many seconds are
+stopped and put back in pending at once. A second signal stops them at once.
+Children ignore SIGINT, so Ctrl-C in a terminal, which reaches the whole
+process group, stops the runner gracefully.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
+import select
 import signal
 import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from .listener import DEFAULT_BLOCK_TIMEOUT
-from .task import FINISHED, Task
-from .work import TaskCallback, perform
+from .errors import TaskNotOwned
+from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES
+from .proctitle import set_title
+from .task import Task
+from .work import MAX_BACKOFF, TRANSIENT, TaskCallback, perform
 
 if TYPE_CHECKING:
     from .client import Client
@@ -27,12 +39,28 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between looks for tasks of dead listeners on this host.
-ORPHAN_INTERVAL = 60.0
+#: Seconds between SIGTERM and SIGKILL when stopping a child.
+KILL_AFTER = 10.0
+
+
+@dataclass
+class Child:
+    task: Task
+    queue: str
+    stop_sent_at: float | None = None
+
+
+def describe_exit(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
+        hint = " (the kernel's OOM killer sends SIGKILL)" if number == signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
+    return f"exited with status {os.WEXITSTATUS(status)} without recording an outcome"
 
 
 class ForkingRunner:
-    """Listens on one or more queues and runs each task in a forked child."""
+    """Listens on one or more queues, in priority order, and runs each task in a forked child."""
 
     def __init__(
         self,
@@ -41,69 +69,149 @@ class ForkingRunner:
         task_callback: TaskCallback,
         concurrency: int = 1,
         *,
+        queue_limits: dict[str, int] | None = None,
         block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
         before_fork: Callable[[], None] | None = None,
+        listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
+        max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+        grace: float | None = None,
+        max_tasks: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        if listener_timeout <= 0:
+            raise ValueError(f"listener_timeout must be positive, not {listener_timeout}")
         self._client = client
         self._queues = (queues,) if isinstance(queues, str) else tuple(queues)
         self._callback = task_callback
         self._concurrency = concurrency
-        self._block = block_timeout
+        self._limits = dict(queue_limits or {})
         self._before_fork = before_fork
-        self._children: dict[int, Task] = {}
-        self._stopping = False
+        self._timeout = listener_timeout
+        self._interval = listener_timeout / 4
+        self._block = min(block_timeout, self._interval)
+        self._max_recoveries = max_recoveries
+        self._grace = grace
+        self._max_tasks = max_tasks
+        self._children: dict[int, Child] = {}
+        self._unsettled: list[tuple[Child, str | None]] = []
+        self._signals = 0
+        self._stopping_since: float | None = None
+        self._wakeup_read = -1
         self.tasks_run = 0
 
-    def stop(self, *_: object) -> None:
+    def stop(self) -> None:
         """Stop taking tasks; :meth:`run` returns once running tasks end. Signal-safe."""
-        self._stopping = True
+        if self._stopping_since is None:
+            self._stopping_since = time.monotonic()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only flags here: the loop, woken through the wakeup fd, does the rest.
+        self._signals += 1
+        self.stop()
 
     def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> int:
-        """Serve the queues until :meth:`stop` (or SIGTERM/SIGINT); return tasks run.
+        """Serve the queues until stopped; return how many tasks were started.
 
         With ``burst``, return once no task is pending and none is running.
         """
+        self._wakeup_read, wakeup_write = os.pipe()
+        os.set_blocking(self._wakeup_read, False)
+        os.set_blocking(wakeup_write, False)
+        previous: dict[int, object] = {}
+        previous_wakeup = -1
         if install_signal_handlers:
             previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        listener = self._client.get_listener(*self._queues, block_timeout=self._block)
+            previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)
+            previous_wakeup = signal.set_wakeup_fd(wakeup_write)
+        listener = self._client.get_listener(
+            *self._queues, block_timeout=self._block, heartbeat=True, max_recoveries=self._max_recoveries
+        )
         try:
+            self._recover_earlier_self(listener)
             self._serve(listener, burst)
+        except BaseException:
+            logger.exception("Runner stopping after an unexpected error")
+            self.stop()
+            raise
         finally:
-            self._wait_for_children(block=True, every=True)
+            self._finish(listener)
             listener.close()
             if install_signal_handlers:
+                signal.set_wakeup_fd(previous_wakeup)
                 for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+                    signal.signal(sig, handler)  # type: ignore[arg-type]
+            os.close(self._wakeup_read)
+            os.close(wakeup_write)
         return self.tasks_run
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        logger.info("Received signal %s: finishing %d running task(s)", signum, len(self._children))
-        self.stop()
+    def _recover_earlier_self(self, listener: Listener) -> None:
+        # A process that had our pid before us (and so our listener id) may
+        # have left tasks in our reserved lists: deal with them first.
+        for queue in self._queues:
+            self._client.recover_listener(
+                queue, listener.id, timeout=self._timeout, max_recoveries=self._max_recoveries, force=True
+            )
 
     def _serve(self, listener: Listener, burst: bool) -> None:
-        next_orphan_check = 0.0
+        next_beat = next_recovery = 0.0
+        backoff = 0.0
         while True:
-            self._wait_for_children(block=len(self._children) >= self._concurrency)
-            # A signal may have come while we waited for a free slot.
-            if self._stopping:
-                return
-            if len(self._children) >= self._concurrency:
-                continue
-            task = None
-            if time.monotonic() >= next_orphan_check:
-                task = listener.claim_orphan()
-                if task is None:
-                    next_orphan_check = time.monotonic() + ORPHAN_INTERVAL
-            if task is None:
-                task = listener.listen(timeout=0 if burst else self._block)
-            if task is not None:
-                self._fork(task)
-            elif burst:
-                if not self._children:
-                    return
-                self._wait_for_children(block=True)
+            try:
+                self._reap()
+                self._settle(listener)
+                now = time.monotonic()
+                if now >= next_beat:
+                    listener.beat(child.task.id for child in self._children.values())
+                    next_beat = now + self._interval
+                if self._stopping_since is not None:
+                    if not self._children and not self._unsettled:
+                        return
+                    self._stop_children_past_grace()
+                    self._wait(min(next_beat - now, 1.0))
+                    continue
+                if now >= next_recovery:
+                    self._client.recover(
+                        self._queues, timeout=self._timeout, max_recoveries=self._max_recoveries, exclude=[listener.id]
+                    )
+                    next_recovery = now + self._timeout / 2 * random.uniform(0.75, 1.25)
+                if self._max_tasks is not None and self.tasks_run >= self._max_tasks:
+                    self.stop()
+                    continue
+                eligible = self._eligible_queues()
+                if not eligible:
+                    self._wait(next_beat - now)
+                    continue
+                set_title(f"blueque-worker: listening on {', '.join(eligible)} ({len(self._children)} running)")
+                task = listener.listen(timeout=0 if burst else self._block, queues=eligible)
+                backoff = 0.0
+                if task is not None:
+                    self._fork(task)
+                elif burst:
+                    if not self._children:
+                        return
+                    self._wait(next_beat - now)
+            except TRANSIENT as exc:
+                backoff = min(backoff * 2 or 0.1, MAX_BACKOFF)
+                logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                self._wait(backoff)
+
+    def _eligible_queues(self) -> list[str]:
+        if len(self._children) >= self._concurrency:
+            return []
+        running: dict[str, int] = {}
+        for child in self._children.values():
+            running[child.queue] = running.get(child.queue, 0) + 1
+        return [q for q in self._queues if running.get(q, 0) < self._limits.get(q, self._concurrency)]
+
+    def _wait(self, timeout: float) -> None:
+        """Sleep until a signal (a child exiting, a stop request) or ``timeout``."""
+        select.select([self._wakeup_read], [], [], max(timeout, 0.0))
+        try:
+            while os.read(self._wakeup_read, 512):
+                pass
+        except BlockingIOError:
+            pass
 
     def _fork(self, task: Task) -> None:
         if self._before_fork is not None:
@@ -111,19 +219,22 @@ class ForkingRunner:
         pid = os.fork()
         if pid == 0:
             self._run_in_child(task)
-        self._children[pid] = task
+        self._children[pid] = Child(task, task.queue or "")
         self.tasks_run += 1
         logger.info("Task %s runs in process %d", task.id, pid)
 
     def _run_in_child(self, task: Task) -> None:
-        # The child stays in the runner's process group, so stopping the whole
-        # group stops its tasks too. Ctrl-C in a terminal reaches the whole
-        # group: the runner stops taking tasks and the child finishes its own.
+        signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.close(self._wakeup_read)
+        set_title(f"blueque-task: {task.queue} {task.id}")
         status = 0
         try:
-            perform(self._client, task, self._callback)
+            perform(self._client, task, self._callback, heartbeat_interval=self._interval)
+        except TaskNotOwned as exc:
+            logger.warning("Not running task %s: %s", task.id, exc)
         except BaseException:
             traceback.print_exc()
             status = 1
@@ -133,32 +244,60 @@ class ForkingRunner:
             sys.stderr.flush()
             os._exit(status)
 
-    def _wait_for_children(self, *, block: bool, every: bool = False) -> None:
-        """Reap finished children; ``block``: wait for at least one; ``every``: for all."""
+    def _reap(self) -> None:
         while self._children:
-            pid, status = os.waitpid(-1, 0 if block or every else os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 return
-            task = self._children.pop(pid, None)
-            if task is not None:
-                self._child_exited(task, pid, status)
-            block = False
+            child = self._children.pop(pid, None)
+            if child is None or (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+                continue
+            if self._stopping_since is not None and (
+                child.stop_sent_at is not None or (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
+            ):
+                # Stopped by us or with us (a SIGTERM to the whole group): not its fault.
+                self._unsettled.append((child, None))
+            else:
+                reason = f"process {pid} on {os.uname().nodename} {describe_exit(status)}"
+                logger.error("Task %s: %s", child.task.id, reason)
+                self._unsettled.append((child, reason))
 
-    def _child_exited(self, task: Task, pid: int, status: int) -> None:
-        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+    def _settle(self, listener: Listener) -> None:
+        """Give back the tasks of children that ended without an outcome (kept until Redis takes them)."""
+        while self._unsettled:
+            child, lost = self._unsettled[0]
+            outcome = listener.give_back(child.task, lost=lost)
+            logger.info("Task %s %s", child.task.id, outcome)
+            self._unsettled.pop(0)
+
+    def _stop_children_past_grace(self) -> None:
+        assert self._stopping_since is not None
+        now = time.monotonic()
+        past_grace = self._grace is not None and now - self._stopping_since >= self._grace
+        if not (past_grace or self._signals >= 2):
             return
-        # The child could not record an outcome itself: record it here, unless
-        # it got as far as finishing the task before dying.
-        how = (
-            f"killed by signal {os.WTERMSIG(status)}"
-            if os.WIFSIGNALED(status)
-            else f"exited with status {os.WEXITSTATUS(status)}"
-        )
-        current = self._client.get_task(task.id)
-        if current.status in FINISHED or current.node != task.node:
-            return
-        logger.error("Process %d running task %s %s", pid, task.id, how)
-        self._client.get_processor(current).fail(f"Task process {pid} {how}")
+        for pid, child in self._children.items():
+            if child.stop_sent_at is None:
+                logger.warning("Stopping task %s (process %d); it goes back to pending", child.task.id, pid)
+                child.stop_sent_at = now
+                os.kill(pid, signal.SIGTERM)
+            elif now - child.stop_sent_at >= KILL_AFTER:
+                os.kill(pid, signal.SIGKILL)
+
+    def _finish(self, listener: Listener) -> None:
+        """Wait for every child and settle its task, whatever stopped the loop."""
+        self.stop()
+        while self._children or self._unsettled:
+            try:
+                self._reap()
+                self._settle(listener)
+                if self._children:
+                    listener.beat(child.task.id for child in self._children.values())
+                    self._stop_children_past_grace()
+                    self._wait(min(self._interval, 1.0))
+            except TRANSIENT as exc:
+                logger.warning("Redis unavailable while stopping (%s)", exc)
+                self._wait(1.0)
 
 
 def run(
@@ -171,6 +310,10 @@ def run(
     install_signal_handlers: bool = True,
     block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
     before_fork: Callable[[], None] | None = None,
+    listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
+    max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+    grace: float | None = None,
+    max_tasks: int | None = None,
 ) -> int:
     """Serve ``queue`` with ``concurrency`` forked processes, as in Blueque 1.0.
 
@@ -180,6 +323,15 @@ def run(
     number of tasks run.
     """
     runner = ForkingRunner(
-        client, queue, task_callback, concurrency, block_timeout=block_timeout, before_fork=before_fork
+        client,
+        queue,
+        task_callback,
+        concurrency,
+        block_timeout=block_timeout,
+        before_fork=before_fork,
+        listener_timeout=listener_timeout,
+        max_recoveries=max_recoveries,
+        grace=grace,
+        max_tasks=max_tasks,
     )
     return runner.run(burst=burst, install_signal_handlers=install_signal_handlers)

@@ -37,9 +37,23 @@ Blueque 1.0.1 never reads them.
     ``pid``, ``created``, ``updated``, ``eta`` (timestamps are float epoch
     seconds written as decimal strings) and ``reclaimed_node``, set when a
     listener takes over the task of a dead one. Extension fields:
-    ``started_at`` (when the task last started), ``exception`` (the dotted
-    path of the exception class of a failure), ``traceback``, and
-    ``progress`` (0.0 to 1.0) with ``progress_message`` for running tasks.
+    ``started_at`` (when the task last started), ``attempt`` (how many times
+    it started; outcomes are written only by the latest attempt),
+    ``process_token`` (tells a process from a later one with the same pid),
+    ``recoveries`` (how many times its process was lost) and ``lost`` (how),
+    ``exception`` (the dotted path of the exception class of a failure),
+    ``traceback``, and ``progress`` (0.0 to 1.0) with ``progress_message``.
+
+``blueque_heartbeats`` (sorted set, *extension*)
+    Member: listener id. Score: Redis server time (epoch seconds) of the
+    listener's last heartbeat. A listener whose heartbeat is older than the
+    listener timeout is dead, on whatever host it ran. Listeners that never
+    beat (Blueque 1.0.1's) are judged by 1.0.1's rule: same host, pid gone.
+
+``blueque_task_heartbeats`` (sorted set, *extension*)
+    Member: task id. Score: Redis server time of the last heartbeat from the
+    process running the task (or its listener on its behalf). A started task
+    whose listener is dead is left to finish while this stays fresh.
 
 ``blueque_channel_<queue>`` (pub/sub channel, *extension*)
     A message (the queue name, never a task id) is published whenever a task
@@ -104,6 +118,16 @@ def listeners(queue: str) -> str:
 def task(task_id: str) -> str:
     """Hash holding every field of one task."""
     return _key("task", task_id)
+
+
+def heartbeats() -> str:
+    """Sorted set of listener ids scored by their last heartbeat (extension)."""
+    return _key("heartbeats")
+
+
+def task_heartbeats() -> str:
+    """Sorted set of running task ids scored by their last heartbeat (extension)."""
+    return _key("task_heartbeats")
 
 
 def channel(queue: str) -> str:

@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,7 @@ import redis.exceptions
 
 from . import keys
 from .queue import validate_queue_name
-from .replies import fields, flat_fields, optional_strings, string_or_none, string_set, strings
+from .replies import fields, flat_fields, optional_strings, string, string_or_none, string_set, strings
 from .task import PENDING, STARTED, Task
 
 if TYPE_CHECKING:
@@ -35,6 +35,11 @@ if TYPE_CHECKING:
     from .scripts import Scripts
 
 logger = logging.getLogger(__name__)
+
+#: Default seconds without a heartbeat after which a listener is dead.
+DEFAULT_LISTENER_TIMEOUT = 60.0
+#: Default number of times a task may lose its process before it fails.
+DEFAULT_MAX_RECOVERIES = 3
 
 #: Longest single blocking call, in seconds. An idle listener polls once per
 #: period (one BLMOVE; or, on several queues, one script running one EXISTS)
@@ -96,6 +101,8 @@ class Listener:
         *,
         block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
         listener_id: str | None = None,
+        heartbeat: bool = False,
+        max_recoveries: int = DEFAULT_MAX_RECOVERIES,
     ) -> None:
         if not queue_names:
             raise ValueError("A listener needs at least one queue")
@@ -110,8 +117,13 @@ class Listener:
         self._pubsub: PubSub | None = None
         # Set when a move may have happened without our seeing its reply.
         self._check_own_lists = True
+        self._heartbeat = heartbeat
+        self.max_recoveries = max_recoveries
         for queue in self._queues:
-            scripts.register(keys=[keys.listeners(queue), keys.queues()], args=[self._id, queue])
+            scripts.register(
+                keys=[keys.listeners(queue), keys.queues(), keys.heartbeats()],
+                args=[self._id, queue, "1" if heartbeat else ""],
+            )
 
     def __repr__(self) -> str:
         return f"<Listener {self._id} on {', '.join(self._queues)}>"
@@ -124,14 +136,24 @@ class Listener:
     def queues(self) -> tuple[str, ...]:
         return self._queues
 
-    def listen(self, timeout: float | None = None) -> Task | None:
+    @property
+    def heartbeat(self) -> bool:
+        """Whether this listener keeps a heartbeat (runners do; see liveness.py)."""
+        return self._heartbeat
+
+    def listen(self, timeout: float | None = None, queues: Sequence[str] | None = None) -> Task | None:
         """Take the next task and mark it reserved; block until there is one.
 
         With ``timeout`` (seconds), return ``None`` if no task came in that
-        time. Queues are tried in the order given. One queue blocks in Redis
-        (``BLMOVE``); several wait on the queues' pub/sub channels, polling
-        every block period for producers that do not publish.
+        time. Queues are tried in the order given; ``queues`` narrows them to
+        some of this listener's (a runner whose slots for a queue are full).
+        One queue blocks in Redis (``BLMOVE``); several wait on the queues'
+        pub/sub channels, polling every block period for producers that do
+        not publish.
         """
+        serving = self._queues if queues is None else tuple(q for q in self._queues if q in queues)
+        if not serving:
+            raise ValueError(f"None of {queues!r} is a queue of {self!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._check_own_lists:
             task = self._resume_own()
@@ -141,7 +163,7 @@ class Listener:
             remaining = None if deadline is None else deadline - time.monotonic()
             wait = self._block if remaining is None else min(self._block, max(remaining, 0.0))
             try:
-                taken = self._take(wait)
+                taken = self._take(serving, wait)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 self._check_own_lists = True
                 self._close_pubsub()
@@ -154,10 +176,10 @@ class Listener:
             if deadline is not None and time.monotonic() >= deadline:
                 return None
 
-    def _take(self, wait: float) -> tuple[str, str] | None:
+    def _take(self, serving: tuple[str, ...], wait: float) -> tuple[str, str] | None:
         """Move one id to our reserved list; ``(queue, id)`` or ``None`` after ``wait``."""
-        if len(self._queues) == 1:
-            queue = self._queues[0]
+        if len(serving) == 1:
+            queue = serving[0]
             src, dst = keys.pending(queue), keys.reserved(queue, self._id)
             if wait <= 0:
                 task_id = string_or_none(self._redis.lmove(src, dst, "RIGHT", "LEFT"))
@@ -166,12 +188,12 @@ class Listener:
                 task_id = string_or_none(self._redis.blmove(src, dst, wait, "RIGHT", "LEFT"))  # type: ignore[arg-type]
             return None if task_id is None else (queue, task_id)
         pubsub = self._subscribe()
-        taken = self._take_first()
+        taken = self._take_first(serving)
         if taken is not None or wait <= 0:
             return taken
         # After a quiet period the caller's next call polls again: one poll per
         # period for producers that do not publish.
-        return self._take_first() if self._wait_for_message(pubsub, wait) else None
+        return self._take_first(serving) if self._wait_for_message(pubsub, wait) else None
 
     @staticmethod
     def _wait_for_message(pubsub: PubSub, wait: float) -> bool:
@@ -186,15 +208,15 @@ class Listener:
                 return True
         return False
 
-    def _take_first(self) -> tuple[str, str] | None:
+    def _take_first(self, serving: tuple[str, ...]) -> tuple[str, str] | None:
         script_keys: list[str] = []
-        for queue in self._queues:
+        for queue in serving:
             script_keys += [keys.pending(queue), keys.reserved(queue, self._id)]
         found = self._scripts.take_first(keys=script_keys)
         if not found:
             return None
         index, task_id = strings(found)
-        return self._queues[int(index)], task_id
+        return serving[int(index)], task_id
 
     def _subscribe(self) -> PubSub:
         if self._pubsub is None:
@@ -282,11 +304,48 @@ class Listener:
             )
         )
 
+    def beat(self, task_ids: Iterable[str] = ()) -> None:
+        """Record this listener's heartbeat, and one for each task its processes run."""
+        self._scripts.beat(keys=[keys.heartbeats(), keys.task_heartbeats()], args=[self._id, *task_ids])
+
+    def give_back(self, task: Task, *, lost: str | None = None, attempt: int | None = None) -> str:
+        """Return a task of ours whose run ended without an outcome.
+
+        Without ``lost`` the task is released to pending (a shutdown). With
+        ``lost`` (how its process died) it counts as a recovery: requeued, or
+        failed past ``max_recoveries``. Returns what happened (see
+        liveness.py); ``not-ours`` if a newer attempt owns it.
+        """
+        queue = task.queue or ""
+        return string(
+            self._scripts.give_back(
+                keys=[
+                    keys.task(task.id),
+                    keys.pending(queue),
+                    keys.failed(queue),
+                    keys.reserved(queue, self._id),
+                    keys.started(queue),
+                    keys.task_heartbeats(),
+                ],
+                args=[
+                    task.id,
+                    self._id,
+                    "release" if lost is None else "lost",
+                    self.max_recoveries,
+                    lost or "released by its worker",
+                    time.time(),
+                    keys.channel(queue),
+                    attempt or "",
+                ],
+            )
+        )
+
     def close(self) -> None:
         """Deregister from every queue on which this listener holds no task."""
         self._close_pubsub()
-        for queue in self._queues:
-            self._deregister(queue, self._id)
+        deregistered = [self._deregister(queue, self._id) for queue in self._queues]
+        if self._heartbeat and all(deregistered):
+            self._redis.zrem(keys.heartbeats(), self._id)
 
     def __enter__(self) -> Listener:
         return self

@@ -2,57 +2,90 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
 from . import keys
-from .task import COMPLETE, FAILED, STARTED, Task
+from .errors import TaskNotOwned
+from .task import COMPLETE, FAILED, Task
 
 if TYPE_CHECKING:
     from redis import Redis
+
+    from .scripts import Scripts
+
+
+def process_token(pid: int) -> str:
+    """What tells process ``pid`` from a later process given the same pid.
+
+    On Linux, its start time in clock ticks since boot (from ``/proc``); ``""``
+    where that cannot be read.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # The command name (field 2) may hold spaces: count from its end.
+            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
 
 
 class Processor:
     """Updates one task as a process runs it. Made by :meth:`Client.get_processor`.
 
     The task must have been taken by a listener (it has a ``node`` and a
-    ``queue``). Each method is one atomic round trip, the same commands as
-    Blueque 1.0.1, so either implementation can finish what the other started.
+    ``queue``). Each method is one atomic round trip doing what Blueque
+    1.0.1's does, plus extension fields, so either implementation can read
+    what the other wrote. Outcomes are fenced: once :meth:`start` has run,
+    :meth:`complete` and :meth:`fail` record nothing if a newer attempt (after
+    recovery) owns the task.
     """
 
-    def __init__(self, redis: Redis, task: Task) -> None:
+    def __init__(self, redis: Redis, scripts: Scripts, task: Task) -> None:
         if not task.queue or not task.node:
             raise ValueError(
                 f"Task {task.id} has not been taken by a listener (queue={task.queue!r}, node={task.node!r})"
             )
         self._redis = redis
+        self._scripts = scripts
         self._task = task
         self._queue: str = task.queue
         self._listener_id: str = task.node
         self._pid = task.pid
+        self._attempt: int | None = None
 
     @property
     def task(self) -> Task:
         return self._task
 
-    def start(self, pid: int) -> str | None:
-        """Record that process ``pid`` runs the task; return its parameters."""
+    @property
+    def attempt(self) -> int | None:
+        """The attempt number :meth:`start` recorded, or None before it."""
+        return self._attempt
+
+    def start(self, pid: int | None = None) -> str | None:
+        """Record that process ``pid`` (default: this one) runs the task; return its parameters.
+
+        Raises :class:`TaskNotOwned` if the task is no longer reserved by its
+        listener (recovery handed it on): it must not run.
+        """
+        pid = os.getpid() if pid is None else pid
+        attempt = self._scripts.start(
+            keys=[keys.task(self._task.id), keys.started(self._queue), keys.task_heartbeats()],
+            args=[self._task.id, self._listener_id, pid, process_token(pid), time.time()],
+        )
+        if not attempt:
+            raise TaskNotOwned(f"Task {self._task.id} is no longer reserved by {self._listener_id}")
         self._pid = pid
-        now = time.time()
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(keys.started(self._queue), keys.started_member(self._listener_id, pid, self._task.id))
-            pipe.hset(
-                keys.task(self._task.id), mapping={"status": STARTED, "pid": pid, "updated": now, "started_at": now}
-            )
-            pipe.execute()
+        self._attempt = int(attempt)
         return self._task.parameters
 
-    def complete(self, result: str) -> None:
-        """Record the task's result and move it to the complete list."""
-        self._finish(COMPLETE, {"result": result}, keys.complete(self._queue))
+    def complete(self, result: str) -> bool:
+        """Record the task's result and move it to the complete list; False if not ours any more."""
+        return self._finish(COMPLETE, {"result": result}, keys.complete(self._queue))
 
-    def fail(self, error: str, *, exception: str | None = None, traceback: str | None = None) -> None:
-        """Record the task's error and move it to the failed list.
+    def fail(self, error: str, *, exception: str | None = None, traceback: str | None = None) -> bool:
+        """Record the task's error and move it to the failed list; False if not ours any more.
 
         ``error`` is the message (1.0's field); ``exception`` (the exception
         class's dotted path) and ``traceback`` are kept in extension fields.
@@ -62,17 +95,22 @@ class Processor:
             details["exception"] = exception
         if traceback is not None:
             details["traceback"] = traceback
-        self._finish(FAILED, details, keys.failed(self._queue))
+        return self._finish(FAILED, details, keys.failed(self._queue))
 
-    def _finish(self, status: str, details: dict[str, str], finished_key: str) -> None:
+    def _finish(self, status: str, details: dict[str, str], finished_key: str) -> bool:
         for field, value in details.items():
             if not isinstance(value, str):
                 raise TypeError(f"A task's {field} must be a string, not {type(value).__name__}")
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.lrem(keys.reserved(self._queue, self._listener_id), 1, self._task.id)
-            if self._pid is not None:
-                pipe.srem(keys.started(self._queue), keys.started_member(self._listener_id, self._pid, self._task.id))
-            outcome: dict[str, str | float] = {"status": status, **details, "updated": time.time()}
-            pipe.hset(keys.task(self._task.id), mapping=outcome)  # type: ignore[arg-type]
-            pipe.lpush(finished_key, self._task.id)
-            pipe.execute()
+        member = keys.started_member(self._listener_id, self._pid if self._pid is not None else "", self._task.id)
+        fields = [item for pair in details.items() for item in pair]
+        recorded = self._scripts.finish(
+            keys=[
+                keys.reserved(self._queue, self._listener_id),
+                keys.started(self._queue),
+                keys.task(self._task.id),
+                finished_key,
+                keys.task_heartbeats(),
+            ],
+            args=[self._task.id, member, self._attempt or "", status, *fields, "updated", time.time()],
+        )
+        return bool(recorded)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import lifecycle_scripts
+
 if TYPE_CHECKING:
     from redis import Redis
     from redis.commands.core import Script
@@ -114,8 +116,15 @@ return 1
 """
 
 # Add a listener to its queue's set; count it in blueque_queues only once.
-# KEYS: listeners set, queues sorted set. ARGV: listener id, queue name.
+# A listener that keeps a heartbeat beats here first, so it is never seen
+# registered without one.
+# KEYS: listeners set, queues sorted set, listener heartbeats.
+# ARGV: listener id, queue name, '1' to beat.
 REGISTER = """
+if ARGV[3] == '1' then
+    local t = redis.call('TIME')
+    redis.call('ZADD', KEYS[3], tonumber(t[1]) + tonumber(t[2]) / 1000000, ARGV[1])
+end
 if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
     redis.call('ZINCRBY', KEYS[2], 1, ARGV[2])
     return 1
@@ -149,4 +158,9 @@ class Scripts:
         self.reclaim: Script = redis.register_script(RECLAIM)
         self.register: Script = redis.register_script(REGISTER)
         self.progress: Script = redis.register_script(PROGRESS)
+        self.start: Script = redis.register_script(lifecycle_scripts.START)
+        self.finish: Script = redis.register_script(lifecycle_scripts.FINISH)
+        self.beat: Script = redis.register_script(lifecycle_scripts.BEAT)
+        self.give_back: Script = redis.register_script(lifecycle_scripts.GIVE_BACK)
+        self.recover: Script = redis.register_script(lifecycle_scripts.RECOVER)
         self.deregister: Script = redis.register_script(DEREGISTER)

@@ -47,7 +47,7 @@ def kill_self(task: Task) -> str:
     [
         (raise_error, "cannot process x"),
         (return_a_number, "A task callback must return a string or None, not int"),
-        (kill_self, "killed by signal 9"),
+        (kill_self, "Worker lost 4 times; last: process"),
     ],
 )
 def test_failures_end_failed_with_the_reason(client: Client, callback: TaskCallback, error: str, db: Redis) -> None:

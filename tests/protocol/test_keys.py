@@ -23,3 +23,8 @@ def test_started_member_round_trip() -> None:
     member = keys.started_member("host_with_underscores_42", 4242, "abcd-ef")
     assert member == "host_with_underscores_42 4242 abcd-ef"
     assert keys.parse_started_member(member) == ("host_with_underscores_42", "4242", "abcd-ef")
+
+
+def test_extension_keys() -> None:
+    assert keys.heartbeats() == "blueque_heartbeats"
+    assert keys.task_heartbeats() == "blueque_task_heartbeats"
