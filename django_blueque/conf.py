@@ -31,8 +31,20 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_QUEUE = "default"
 
 KNOWN_KEYS = frozenset(
-    {"REDIS_URL", "CONNECTION", "SENTINELS", "SENTINEL_SERVICE", "SENTINEL_KWARGS", "REDIS_KWARGS", "QUEUES"}
+    {
+        "REDIS_URL",
+        "CONNECTION",
+        "SENTINELS",
+        "SENTINEL_SERVICE",
+        "SENTINEL_KWARGS",
+        "REDIS_KWARGS",
+        "QUEUES",
+        "LISTENER_TIMEOUT",
+        "MAX_RECOVERIES",
+    }
 )
+DEFAULT_LISTENER_TIMEOUT = 60.0
+DEFAULT_MAX_RECOVERIES = 3
 QUEUE_KEYS = frozenset({"CONCURRENCY", "HANDLER"})
 URL_SCHEMES = ("redis", "rediss", "unix")
 
@@ -56,6 +68,10 @@ class BluequeSettings:
     #: Extra keyword arguments for ``redis.Redis`` (with a URL or Sentinel).
     redis_kwargs: dict[str, Any] = field(default_factory=dict)
     queues: dict[str, QueueSettings] = field(default_factory=dict)
+    #: Seconds without a heartbeat after which a worker's listener is dead.
+    listener_timeout: float = DEFAULT_LISTENER_TIMEOUT
+    #: Times a task may lose its process (be recovered) before it fails.
+    max_recoveries: int = DEFAULT_MAX_RECOVERIES
 
 
 @dataclass(frozen=True)
@@ -196,6 +212,30 @@ def problems() -> list[Problem]:
         )
     found += _redis_problems(raw)
     found += _queue_problems(raw.get("QUEUES", {}))
+    found += _liveness_problems(raw)
+    return found
+
+
+def _liveness_problems(raw: dict[str, Any]) -> list[Problem]:
+    found = []
+    timeout = raw.get("LISTENER_TIMEOUT", DEFAULT_LISTENER_TIMEOUT)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        found.append(
+            Problem(
+                "django_blueque.E012",
+                f"BLUEQUE['LISTENER_TIMEOUT'] must be a positive number of seconds, not {timeout!r}.",
+                "Workers beat four times per timeout; a dead worker's tasks are recovered after it.",
+            )
+        )
+    recoveries = raw.get("MAX_RECOVERIES", DEFAULT_MAX_RECOVERIES)
+    if not isinstance(recoveries, int) or isinstance(recoveries, bool) or recoveries < 0:
+        found.append(
+            Problem(
+                "django_blueque.E013",
+                f"BLUEQUE['MAX_RECOVERIES'] must be a whole number >= 0, not {recoveries!r}.",
+                "How many times a task whose worker died is run again before it fails.",
+            )
+        )
     return found
 
 
@@ -219,6 +259,8 @@ def get_settings() -> BluequeSettings:
             name: QueueSettings(name, options.get("CONCURRENCY", 1), options.get("HANDLER"))
             for name, options in queues.items()
         },
+        listener_timeout=float(raw.get("LISTENER_TIMEOUT", DEFAULT_LISTENER_TIMEOUT)),
+        max_recoveries=int(raw.get("MAX_RECOVERIES", DEFAULT_MAX_RECOVERIES)),
     )
 
 

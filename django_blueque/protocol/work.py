@@ -70,9 +70,10 @@ class TaskHeartbeat:
     starve it, which is why the listener beats for its children too.
     """
 
-    def __init__(self, client: Client, task_id: str, interval: float) -> None:
+    def __init__(self, client: Client, task_id: str, interval: float, listener_id: str | None = None) -> None:
         self._client = client
         self._task_id = task_id
+        self._listener_id = listener_id
         self._interval = interval
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"blueque-heartbeat-{task_id}", daemon=True)
@@ -81,7 +82,7 @@ class TaskHeartbeat:
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
             try:
-                self._client.beat(None, [self._task_id])
+                self._client.beat(self._listener_id, [self._task_id])
             except Exception:  # the next beat may succeed; recovery tolerates a few missed
                 logger.warning("Heartbeat for task %s failed", self._task_id, exc_info=True)
 
@@ -89,19 +90,28 @@ class TaskHeartbeat:
         self._stopped.set()
 
 
-def perform(client: Client, task: Task, callback: TaskCallback, *, heartbeat_interval: float | None = None) -> bool:
+def perform(
+    client: Client,
+    task: Task,
+    callback: TaskCallback,
+    *,
+    heartbeat_interval: float | None = None,
+    heartbeat_listener: str | None = None,
+) -> bool:
     """Run a reserved task here and record the outcome; True if it completed.
 
     Any exception from ``callback`` fails the task, with its message, class
     and traceback; only ``KeyboardInterrupt`` propagates, leaving the task
-    started for recovery to find. Raises ``TaskNotOwned`` (and runs nothing)
+    started for recovery to find. With ``heartbeat_interval`` a thread beats
+    for the task (and for ``heartbeat_listener``, when the listener runs the
+    task in its own thread) while it runs. Raises ``TaskNotOwned`` (and runs nothing)
     if the task was handed to another listener meanwhile. The start and the
     outcome are retried while Redis is unreachable, so an outcome produced
     during an outage is stored once Redis is back.
     """
     processor = client.get_processor(task)
     with_retries(processor.start, f"starting task {task.id}")
-    beating = TaskHeartbeat(client, task.id, heartbeat_interval) if heartbeat_interval else None
+    beating = TaskHeartbeat(client, task.id, heartbeat_interval, heartbeat_listener) if heartbeat_interval else None
     try:
         try:
             result = result_string(callback(task))

@@ -67,6 +67,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 BLUEQUE = {
     "REDIS_URL": os.environ.get("BLUEQUE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "LISTENER_TIMEOUT": float(os.environ.get("BLUEQUE_LISTENER_TIMEOUT", "60")),
+    "MAX_RECOVERIES": int(os.environ.get("BLUEQUE_MAX_RECOVERIES", "3")),
     "QUEUES": {
         "default": {"CONCURRENCY": 4},
         "slow": {"CONCURRENCY": 2},

@@ -1,0 +1,104 @@
+"""``manage.py blueque_worker``: run Django tasks and raw Blueque tasks, no prefetch, no time-outs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
+
+from django_blueque.conf import get_settings
+from django_blueque.connection import get_client
+from django_blueque.execution import run_task
+from django_blueque.protocol.forking_runner import ForkingRunner
+from django_blueque.protocol.prefork_runner import PreforkRunner
+
+LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
+
+
+def positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise CommandError(f"Expected a number, not {text!r}") from None
+        if value < 0 or (kind is int and value == 0):
+            raise CommandError(f"Expected a positive number, not {text!r}")
+        return value
+
+    return parse
+
+
+def configure_logging(verbosity: int) -> None:
+    """Send django_blueque's log to stderr at the level --verbosity asks, unless LOGGING already does."""
+    logger = logging.getLogger("django_blueque")
+    logger.setLevel(LOG_LEVELS.get(verbosity, logging.DEBUG))
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a Blueque worker: take tasks from the queues, in the order given, only when a slot is free, "
+        "and run each to completion however long it takes."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("queues", nargs="*", metavar="QUEUE", help="Queues to serve, highest priority first.")
+        parser.add_argument(
+            "--concurrency", type=positive(int), help="Tasks run at once (default: the queues' CONCURRENCY summed)."
+        )
+        parser.add_argument("--mode", choices=("fork", "prefork"), default="fork")
+        parser.add_argument("--burst", action="store_true", help="Run what is pending, then exit.")
+        parser.add_argument("--max-tasks", type=positive(int), help="Exit after this many tasks.")
+        parser.add_argument(
+            "--grace",
+            type=positive(float),
+            help="On SIGTERM, wait this long for running tasks, then stop them and put them back in pending.",
+        )
+        parser.add_argument(
+            "--max-tasks-per-child", type=positive(int), default=1000, help="prefork: replace a child after this many."
+        )
+        parser.add_argument(
+            "--max-memory", type=positive(float), metavar="MIB", help="prefork: replace a child above this memory."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging(options["verbosity"])
+        config = get_settings()
+        queues = options["queues"] or list(config.queues)
+        if len(set(queues)) != len(queues):
+            raise CommandError(f"A queue is listed twice: {' '.join(queues)}")
+        limits = {name: config.queues[name].concurrency for name in queues if name in config.queues}
+        concurrency = options["concurrency"] or sum(limits.get(name, 1) for name in queues)
+        common: dict[str, Any] = {
+            "before_fork": connections.close_all,
+            "listener_timeout": config.listener_timeout,
+            "max_recoveries": config.max_recoveries,
+            "grace": options["grace"],
+            "max_tasks": options["max_tasks"],
+        }
+        runner: ForkingRunner | PreforkRunner
+        if options["mode"] == "fork":
+            runner = ForkingRunner(get_client(), queues, run_task, concurrency, queue_limits=limits, **common)
+        else:
+            runner = PreforkRunner(
+                get_client(),
+                queues,
+                run_task,
+                concurrency,
+                max_tasks_per_child=options["max_tasks_per_child"],
+                max_memory_mb=options["max_memory"],
+                **common,
+            )
+        logging.getLogger("django_blueque").info(
+            "Worker serving %s with %d slot(s), %s mode", ", ".join(queues), concurrency, options["mode"]
+        )
+        ran = runner.run(burst=options["burst"])
+        if options["verbosity"] >= 1:
+            self.stdout.write(
+                f"Ran {ran} task(s)." if options["mode"] == "fork" else f"Stopped; {ran} child process(es) ran."
+            )

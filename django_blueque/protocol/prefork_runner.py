@@ -1,0 +1,278 @@
+"""Run tasks in long-lived child processes, for high rates of short tasks.
+
+Each child is a listener of its own: it takes one task only when it is idle
+(still no prefetch), runs it in-process, and beats for itself and its task
+from a thread. The parent starts ``concurrency`` children and replaces one
+that exits: after ``max_tasks_per_child`` tasks or once its resident memory
+passes ``max_memory_mb`` it leaves, to give memory back. When a child dies
+without finishing its task, the parent gives the task back at once (lost:
+requeued up to the recovery limit), rather than waiting for the heartbeat to
+expire.
+
+Per-queue concurrency limits are not enforced in this mode (each child
+serves every queue in priority order); use the forking runner for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from . import keys
+from .errors import TaskNotOwned
+from .forking_runner import KILL_AFTER, describe_exit
+from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, listener_id_for
+from .proctitle import set_title
+from .replies import strings
+from .work import MAX_BACKOFF, TRANSIENT, TaskCallback, perform
+
+if TYPE_CHECKING:
+    from .client import Client
+
+logger = logging.getLogger(__name__)
+
+#: A child's exit status when it leaves to be replaced, or because a burst is done.
+RECYCLE, DRAINED = 0, 3
+
+
+def resident_memory_mb() -> float:
+    """This process's resident memory, in MiB (0 where it cannot be read)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class PreforkRunner:
+    def __init__(
+        self,
+        client: Client,
+        queues: str | Sequence[str],
+        task_callback: TaskCallback,
+        concurrency: int = 1,
+        *,
+        block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
+        before_fork: Callable[[], None] | None = None,
+        listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
+        max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+        grace: float | None = None,
+        max_tasks: int | None = None,
+        max_tasks_per_child: int = 1000,
+        max_memory_mb: float | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        self._client = client
+        self._queues = (queues,) if isinstance(queues, str) else tuple(queues)
+        self._callback = task_callback
+        self._concurrency = concurrency
+        self._before_fork = before_fork
+        self._timeout = listener_timeout
+        self._interval = listener_timeout / 4
+        self._block = min(block_timeout, self._interval)
+        self._max_recoveries = max_recoveries
+        self._grace = grace
+        # With max_tasks each child runs at most that many and is not replaced.
+        self._respawn = max_tasks is None
+        self._max_tasks_per_child = max_tasks_per_child if max_tasks is None else min(max_tasks, max_tasks_per_child)
+        self._max_memory_mb = max_memory_mb
+        self._children: dict[int, float | None] = {}  # pid -> when we asked it to stop
+        self._signals = 0
+        self._stopping_since: float | None = None
+        self._child_stop = False
+        self._wakeup_read = -1
+
+    def stop(self) -> None:
+        if self._stopping_since is None:
+            self._stopping_since = time.monotonic()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        self.stop()
+
+    def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> int:
+        """Run children until stopped (or, with ``burst``, until the queues are drained).
+
+        Returns how many children were started.
+        """
+        self._wakeup_read, wakeup_write = os.pipe()
+        os.set_blocking(self._wakeup_read, False)
+        os.set_blocking(wakeup_write, False)
+        previous: dict[int, object] = {}
+        previous_wakeup = -1
+        if install_signal_handlers:
+            previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+            previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)
+            previous_wakeup = signal.set_wakeup_fd(wakeup_write)
+        started = 0
+        try:
+            while True:
+                drained = self._reap()
+                if self._stopping_since is None and not (burst and drained):
+                    while len(self._children) < self._concurrency and (self._respawn or started < self._concurrency):
+                        self._spawn(burst)
+                        started += 1
+                if not self._children:
+                    return started
+                if self._stopping_since is not None:
+                    self._stop_children()
+                self._wait(1.0)
+        finally:
+            self.stop()
+            while self._children:
+                self._stop_children()
+                self._reap()
+                if self._children:
+                    self._wait(0.5)
+            if install_signal_handlers:
+                signal.set_wakeup_fd(previous_wakeup)
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)  # type: ignore[arg-type]
+            os.close(self._wakeup_read)
+            os.close(wakeup_write)
+
+    def _wait(self, timeout: float) -> None:
+        select.select([self._wakeup_read], [], [], timeout)
+        try:
+            while os.read(self._wakeup_read, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _spawn(self, burst: bool) -> None:
+        if self._before_fork is not None:
+            self._before_fork()
+        pid = os.fork()
+        if pid == 0:
+            self._child_main(burst)
+        self._children[pid] = None
+
+    def _reap(self) -> bool:
+        """Reap exited children, giving back what they left; True if one found the queues drained."""
+        drained = False
+        while self._children:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            stop_sent = self._children.pop(pid, None)
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) in (RECYCLE, DRAINED):
+                drained = drained or os.WEXITSTATUS(status) == DRAINED
+                continue
+            stopped_by_us = stop_sent is not None and self._stopping_since is not None
+            lost = None if stopped_by_us else f"process {pid} on {os.uname().nodename} {describe_exit(status)}"
+            self._give_back_tasks_of(listener_id_for(pid), lost)
+        return drained
+
+    def _give_back_tasks_of(self, listener_id: str, lost: str | None) -> None:
+        delay = 0.1
+        while True:
+            try:
+                listener = self._client.get_listener(
+                    *self._queues, listener_id=listener_id, max_recoveries=self._max_recoveries
+                )
+                for queue in self._queues:
+                    for task_id in strings(self._client.redis.lrange(keys.reserved(queue, listener_id), 0, -1)):
+                        outcome = listener.give_back(self._client.get_task(task_id), lost=lost)
+                        logger.warning("Task %s of ended child %s: %s", task_id, listener_id, outcome)
+                listener.close()
+                self._client.redis.zrem(keys.heartbeats(), listener_id)
+                return
+            except TRANSIENT as exc:
+                logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+
+    def _stop_children(self) -> None:
+        assert self._stopping_since is not None
+        now = time.monotonic()
+        hard = self._signals >= 2 or (self._grace is not None and now - self._stopping_since >= self._grace)
+        for pid, stop_sent in list(self._children.items()):
+            if stop_sent is None:
+                os.kill(pid, signal.SIGTERM)  # finish the current task, then leave
+                self._children[pid] = now
+            elif hard or now - stop_sent >= KILL_AFTER + (self._grace or 0):
+                os.kill(pid, signal.SIGKILL)
+
+    # The child.
+
+    def _on_child_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._child_stop = True
+
+    def _child_main(self, burst: bool) -> None:
+        signal.set_wakeup_fd(-1)
+        os.close(self._wakeup_read)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, self._on_child_signal)
+        status = RECYCLE
+        try:
+            status = self._child_loop(burst)
+        except BaseException:
+            traceback.print_exc()
+            status = 1
+        finally:
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+
+    def _child_loop(self, burst: bool) -> int:
+        listener = self._client.get_listener(
+            *self._queues, block_timeout=self._block, heartbeat=True, max_recoveries=self._max_recoveries
+        )
+        for queue in self._queues:
+            self._client.recover_listener(
+                queue, listener.id, timeout=self._timeout, max_recoveries=self._max_recoveries, force=True
+            )
+        done = 0
+        next_beat = 0.0
+        backoff = 0.0
+        try:
+            while not self._child_stop and done < self._max_tasks_per_child:
+                try:
+                    if time.monotonic() >= next_beat:
+                        listener.beat()
+                        next_beat = time.monotonic() + self._interval
+                    set_title(f"blueque-worker child: listening on {', '.join(self._queues)} ({done} done)")
+                    task = listener.listen(timeout=0 if burst else self._block)
+                    backoff = 0.0
+                except TRANSIENT as exc:
+                    backoff = min(backoff * 2 or 0.1, MAX_BACKOFF)
+                    logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                    time.sleep(backoff)
+                    continue
+                if task is None:
+                    if burst:
+                        return DRAINED
+                    continue
+                set_title(f"blueque-task: {task.queue} {task.id}")
+                try:
+                    # The listener's own heartbeat would stop while the task runs in
+                    # this thread: the task heartbeat thread keeps both alive.
+                    perform(
+                        self._client,
+                        task,
+                        self._callback,
+                        heartbeat_interval=self._interval,
+                        heartbeat_listener=listener.id,
+                    )
+                except TaskNotOwned as exc:
+                    logger.warning("Not running task %s: %s", task.id, exc)
+                done += 1
+                if self._max_memory_mb is not None and resident_memory_mb() > self._max_memory_mb:
+                    logger.info(
+                        "Child %d leaves after %d tasks: memory above %s MiB", os.getpid(), done, self._max_memory_mb
+                    )
+                    break
+        finally:
+            listener.close()
+        return RECYCLE

@@ -1,0 +1,78 @@
+"""Real worker processes (``manage.py blueque_worker``) against the test Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pytest_django import Settings as SettingsWrapper
+
+from django_blueque.connection import get_client
+from django_blueque.protocol import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+MANAGE = ROOT / "testproject" / "manage.py"
+#: Short, so tests see recovery in seconds.
+LISTENER_TIMEOUT = 2.0
+
+Spawn = Callable[..., subprocess.Popen[str]]
+
+
+@pytest.fixture
+def blueque(redis_url: str, settings: SettingsWrapper) -> Client:
+    settings.BLUEQUE = {
+        **settings.BLUEQUE,
+        "REDIS_URL": redis_url,
+        "LISTENER_TIMEOUT": LISTENER_TIMEOUT,
+        "MAX_RECOVERIES": 3,
+    }
+    return get_client()
+
+
+@pytest.fixture
+def spawn_worker(blueque: Client, redis_url: str, tmp_path: Path) -> Iterator[Spawn]:
+    """Start ``manage.py blueque_worker ARGS`` in its own process group; all are killed at the end."""
+    processes: list[subprocess.Popen[str]] = []
+
+    def spawn(*args: str, max_recoveries: int = 3) -> subprocess.Popen[str]:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "BLUEQUE_REDIS_URL": redis_url,
+            "BLUEQUE_LISTENER_TIMEOUT": str(LISTENER_TIMEOUT),
+            "BLUEQUE_MAX_RECOVERIES": str(max_recoveries),
+            "DEMO_DATABASE": str(tmp_path / "db.sqlite3"),
+        }
+        log = open(tmp_path / f"worker-{len(processes)}.log", "w")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            [sys.executable, str(MANAGE), "blueque_worker", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group, to kill it whole
+        )
+        processes.append(process)
+        return process
+
+    yield spawn
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    # Children of a worker killed above may outlive it for a moment.
+    time.sleep(0.1)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)

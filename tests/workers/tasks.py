@@ -1,0 +1,39 @@
+"""Tasks for the worker tests. Each records its runs in Redis (a list per
+task id: "start <pid> <time>" and "end <pid> <time>"), so tests can check
+that nothing ran twice at once, or at all when it should not have."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import redis
+from django.conf import settings
+
+from django_blueque.compat import TaskContext, task
+
+
+def _journal(context: TaskContext, event: str) -> None:
+    conn = redis.Redis.from_url(settings.BLUEQUE["REDIS_URL"])
+    conn.rpush(f"test_journal_{context.task_result.id}", f"{event} {os.getpid()} {time.time()}")
+    conn.close()
+
+
+@task(takes_context=True)
+def sleep(context: TaskContext, seconds: float) -> float:
+    _journal(context, "start")
+    time.sleep(seconds)
+    _journal(context, "end")
+    return seconds
+
+
+@task(takes_context=True)
+def kill_own_process(context: TaskContext) -> None:
+    _journal(context, "start")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@task
+def noop() -> None:
+    return None
