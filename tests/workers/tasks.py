@@ -15,7 +15,7 @@ from django_blueque.compat import TaskContext, task
 
 
 def _journal(context: TaskContext, event: str) -> None:
-    conn = redis.Redis.from_url(settings.BLUEQUE["REDIS_URL"])
+    conn = redis.Redis.from_url(str(settings.BLUEQUE["REDIS_URL"]))
     conn.rpush(f"test_journal_{context.task_result.id}", f"{event} {os.getpid()} {time.time()}")
     conn.close()
 
