@@ -20,7 +20,7 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, binary: str = "redis-server") -> None:
+    def __init__(self, directory: Path, binary: str = "redis-server", *, persistent: bool = False) -> None:
         path = shutil.which(binary)
         if path is None:
             raise FileNotFoundError(f"{binary} is not on PATH")
@@ -28,6 +28,9 @@ class RedisServer:
         self.directory = directory
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        # Persistent: every write is in the append-only file before it is
+        # acknowledged, so a restart loses nothing (for restart tests).
+        self.persistence = ["--appendonly", "yes", "--appendfsync", "always"] if persistent else ["--appendonly", "no"]
 
     @property
     def url(self) -> str:
@@ -41,7 +44,7 @@ class RedisServer:
                 "--bind", "127.0.0.1",
                 "--dir", str(self.directory),
                 "--save", "",
-                "--appendonly", "no",
+                *self.persistence,
                 "--logfile", str(self.directory / "redis.log"),
             ],
             stdout=subprocess.DEVNULL,

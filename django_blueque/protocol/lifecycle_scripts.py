@@ -145,7 +145,7 @@ return give_back(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6],
 # KEYS: task hash, pending list, failed list, dead listener's reserved list,
 #       started set, task heartbeats, listener heartbeats.
 # ARGV: task id, dead listener id, max recoveries, reason, now, channel,
-#       timeout, process alive by pid ('1'/'0', for tasks without heartbeats),
+#       timeout, process alive by pid ('1'/'0', used for tasks that never beat),
 #       force ('1': skip the listener heartbeat check).
 # Returns 'alive' (the listener beat again), 'gone', 'running', or what
 # give_back returns.
@@ -163,8 +163,11 @@ if not redis.call('LPOS', KEYS[4], ARGV[1]) then
 end
 local mode = 'release'
 if redis.call('HGET', KEYS[1], 'status') == 'started' then
+    -- A process that beats is judged by its heartbeat alone (a frozen one
+    -- is presumed dead; fencing keeps it from overwriting the next attempt).
+    -- One that never beat (Blueque 1.0.1's) by the caller's pid check.
     local task_beat = redis.call('ZSCORE', KEYS[6], ARGV[1])
-    if (task_beat and now - tonumber(task_beat) <= timeout) or ARGV[8] == '1' then
+    if (task_beat and now - tonumber(task_beat) <= timeout) or (not task_beat and ARGV[8] == '1') then
         return 'running'
     end
     mode = 'lost'

@@ -11,7 +11,8 @@ pid gone), each task in its reserved list is:
 - reserved but never started (or taken but never marked, see listener.py):
   put back in pending, at the front, not counted;
 - started, and its process still beats (the listener died, its child did
-  not): left alone, to finish and record its outcome itself;
+  not): left alone, to finish and record its outcome itself; a process that
+  never beats (Blueque 1.0.1's) is looked up by pid on its own host instead;
 - started, and its process is gone: requeued with ``recoveries`` raised, or,
   past the maximum, failed with a "worker lost" error, so a task that kills
   its worker cannot take the fleet down one worker at a time.
@@ -119,8 +120,7 @@ def recover_listener(
     on_this_host = parsed is not None and parsed[0] == hostname()
     for task_id in reversed(strings(redis.lrange(reserved, 0, -1))):
         status, pid, token = optional_strings(redis.hmget(keys.task(task_id), ["status", "pid", "process_token"]))
-        # Processes that do not beat (Blueque 1.0.1's), or cannot (one holding
-        # the GIL for long): on their own host, ask the OS.
+        # Processes that never beat (Blueque 1.0.1's): on their host, ask the OS.
         alive = status == STARTED and on_this_host and process_alive(pid, token)
         outcome = string(
             scripts.recover(

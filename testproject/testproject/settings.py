@@ -70,7 +70,7 @@ BLUEQUE = {
     "LISTENER_TIMEOUT": float(os.environ.get("BLUEQUE_LISTENER_TIMEOUT", "60")),
     "MAX_RECOVERIES": int(os.environ.get("BLUEQUE_MAX_RECOVERIES", "3")),
     "QUEUES": {
-        "default": {"CONCURRENCY": 4},
+        "default": {"CONCURRENCY": int(os.environ.get("BLUEQUE_DEFAULT_CONCURRENCY", "4"))},
         "slow": {"CONCURRENCY": 2},
         # A raw Blueque queue: producers written for Blueque 1.0.1 can use it.
         "raw": {"CONCURRENCY": 1, "HANDLER": "demo.work.reverse_text"},

@@ -40,13 +40,15 @@ def spawn_worker(blueque: Client, redis_url: str, tmp_path: Path) -> Iterator[Sp
     """Start ``manage.py blueque_worker ARGS`` in its own process group; all are killed at the end."""
     processes: list[subprocess.Popen[str]] = []
 
-    def spawn(*args: str, max_recoveries: int = 3) -> subprocess.Popen[str]:
+    def spawn(*args: str, max_recoveries: int = 3, url: str | None = None) -> subprocess.Popen[str]:
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
-            "BLUEQUE_REDIS_URL": redis_url,
+            "BLUEQUE_REDIS_URL": url or redis_url,
             "BLUEQUE_LISTENER_TIMEOUT": str(LISTENER_TIMEOUT),
             "BLUEQUE_MAX_RECOVERIES": str(max_recoveries),
+            # Let --concurrency alone decide how many default tasks run at once.
+            "BLUEQUE_DEFAULT_CONCURRENCY": "100",
             "DEMO_DATABASE": str(tmp_path / "db.sqlite3"),
         }
         log = open(tmp_path / f"worker-{len(processes)}.log", "w")  # noqa: SIM115 - closed with the process
@@ -68,6 +70,15 @@ def spawn_worker(blueque: Client, redis_url: str, tmp_path: Path) -> Iterator[Sp
             process.wait(10)
     # Children of a worker killed above may outlive it for a moment.
     time.sleep(0.1)
+
+
+def journal(client: Client, task_id: str) -> list[tuple[str, int, float]]:
+    """What ``tests.workers.tasks`` recorded for a task: (event, pid, time) in order."""
+    entries = []
+    for line in client.redis.lrange(f"test_journal_{task_id}", 0, -1):
+        event, pid, when = (line.decode() if isinstance(line, bytes) else line).split()
+        entries.append((event, int(pid), float(when)))
+    return entries
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -37,3 +37,10 @@ def kill_own_process(context: TaskContext) -> None:
 @task
 def noop() -> None:
     return None
+
+
+@task
+def nap(seconds: float) -> float:
+    """Sleeps without touching Redis (for tests where Redis goes away)."""
+    time.sleep(seconds)
+    return seconds

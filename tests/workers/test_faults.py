@@ -1,0 +1,172 @@
+"""Fault injection on real worker processes: kill -9, SIGSTOP, SIGTERM, a
+Redis restart, a task that kills its own process. Each test ends with every
+task in exactly one known state and nothing left in a reserved list."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_django import Settings as SettingsWrapper
+
+from django_blueque.connection import get_client
+from django_blueque.protocol import Client
+from tests.redis_server import RedisServer
+from tests.workers import tasks
+from tests.workers.conftest import LISTENER_TIMEOUT, Spawn, journal, wait_for
+
+
+def reserved_ids(client: Client) -> list[str]:
+    found: list[str] = []
+    for key in client.redis.scan_iter("blueque_reserved_tasks_*"):
+        found += [v.decode() if isinstance(v, bytes) else v for v in client.redis.lrange(key, 0, -1)]
+    return found
+
+
+def statuses(client: Client, ids: list[str]) -> list[str | None]:
+    return [task.status for task in client.get_tasks(ids)]
+
+
+def test_kill_9_of_a_whole_worker_its_tasks_complete_on_another(blueque: Client, spawn_worker: Spawn) -> None:
+    ids = [tasks.sleep.enqueue(3).id for _ in range(10)]
+    doomed = spawn_worker("default", "--concurrency", "10")
+    wait_for(lambda: all(journal(blueque, task_id) for task_id in ids), 30, "10 tasks to start")
+    spawn_worker("default", "--concurrency", "10")
+    os.killpg(doomed.pid, signal.SIGKILL)
+    killed_at = time.time()
+    wait_for(lambda: statuses(blueque, ids) == ["complete"] * 10, LISTENER_TIMEOUT + 3 + 10, "all 10 to complete")
+    done_after = max(task.updated or 0 for task in blueque.get_tasks(ids)) - killed_at
+    for task_id in ids:
+        runs = journal(blueque, task_id)
+        starts = [when for event, _, when in runs if event == "start"]
+        ends = [when for event, _, when in runs if event == "end"]
+        # Once in the killed worker, once again elsewhere, and never both at once.
+        assert len(starts) == 2, runs
+        assert len(ends) == 1, runs
+        assert starts[1] > killed_at
+        assert blueque.get_task(task_id).fields.get("recoveries") == "1"
+    assert reserved_ids(blueque) == []
+    assert done_after < LISTENER_TIMEOUT + 3 + 5
+
+
+def test_kill_9_of_the_listener_alone_its_children_finish_once(blueque: Client, spawn_worker: Spawn) -> None:
+    ids = [tasks.sleep.enqueue(4).id for _ in range(5)]
+    doomed = spawn_worker("default", "--concurrency", "5")
+    wait_for(lambda: blueque.queue_stats(["default"])["default"].started == 5, 30, "5 tasks to start")
+    spawn_worker("default", "--concurrency", "5")
+    os.kill(doomed.pid, signal.SIGKILL)  # the listener only; its children live on
+    wait_for(lambda: statuses(blueque, ids) == ["complete"] * 5, 30, "all 5 to complete")
+    for task_id in ids:
+        runs = journal(blueque, task_id)
+        assert [event for event, _, _ in runs] == ["start", "end"], runs
+        assert "recoveries" not in blueque.get_task(task_id).fields
+    # The dead listener, once empty, is deregistered by the live one.
+    wait_for(lambda: blueque.queue_stats(["default"])["default"].listeners == 1, 10, "the dead listener to go")
+    assert reserved_ids(blueque) == []
+
+
+def test_a_frozen_worker_cannot_overwrite_a_newer_attempt(blueque: Client, spawn_worker: Spawn) -> None:
+    task_id = tasks.sleep.enqueue(2).id
+    frozen = spawn_worker("default", "--concurrency", "1")
+    wait_for(lambda: blueque.get_task(task_id).status == "started", 20, "the task to start")
+    os.killpg(frozen.pid, signal.SIGSTOP)
+    try:
+        spawn_worker("default", "--concurrency", "1")
+        wait_for(lambda: blueque.get_task(task_id).status == "complete", LISTENER_TIMEOUT + 15, "the second attempt")
+        winner = blueque.get_task(task_id)
+    finally:
+        os.killpg(frozen.pid, signal.SIGCONT)
+    # The first attempt wakes up and finishes too; its outcome must not land.
+    wait_for(lambda: len(journal(blueque, task_id)) == 4, 20, "the thawed attempt to end")
+    after = blueque.get_task(task_id)
+    assert (after.fields["attempt"], after.pid, after.updated) == ("2", winner.pid, winner.updated)
+    assert blueque.task_ids("default", "complete") == [task_id]
+    assert blueque.redis.scard("blueque_started_tasks_default") == 0
+
+
+def test_sigterm_lets_running_tasks_finish_and_takes_no_more(blueque: Client, spawn_worker: Spawn) -> None:
+    running = [tasks.sleep.enqueue(2).id for _ in range(2)]
+    waiting = [tasks.noop.enqueue().id for _ in range(2)]
+    worker = spawn_worker("default", "--concurrency", "2")
+    wait_for(lambda: statuses(blueque, running) == ["started"] * 2, 20, "2 tasks to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    assert statuses(blueque, running) == ["complete"] * 2
+    assert statuses(blueque, waiting) == ["pending"] * 2
+    assert reserved_ids(blueque) == []
+    assert blueque.queue_stats(["default"])["default"].listeners == 0
+
+
+@pytest.mark.parametrize("mode", ["fork", "prefork"])
+def test_sigterm_twice_puts_running_tasks_back_at_once(blueque: Client, spawn_worker: Spawn, mode: str) -> None:
+    ids = [tasks.sleep.enqueue(60).id for _ in range(2)]
+    worker = spawn_worker("default", "--concurrency", "2", "--mode", mode)
+    wait_for(lambda: statuses(blueque, ids) == ["started"] * 2, 20, "2 tasks to start")
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    assert statuses(blueque, ids) == ["pending"] * 2
+    assert sorted(blueque.task_ids("default", "pending")) == sorted(ids)
+    assert all("recoveries" not in task.fields for task in blueque.get_tasks(ids))
+    assert reserved_ids(blueque) == []
+
+
+def test_grace_period_then_running_tasks_go_back(blueque: Client, spawn_worker: Spawn) -> None:
+    ids = [tasks.sleep.enqueue(60).id for _ in range(2)]
+    worker = spawn_worker("default", "--concurrency", "2", "--grace", "1")
+    wait_for(lambda: statuses(blueque, ids) == ["started"] * 2, 20, "2 tasks to start")
+    worker.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    assert worker.wait(20) == 0
+    assert 0.9 < time.monotonic() - stopped < 10
+    assert statuses(blueque, ids) == ["pending"] * 2
+    assert reserved_ids(blueque) == []
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path, settings: SettingsWrapper, blueque: Client) -> Iterator[RedisServer]:
+    # After the blueque fixture, so this server wins in the settings.
+    server = RedisServer(tmp_path / "persistent", persistent=True)
+    server.directory.mkdir()
+    server.start()
+    settings.BLUEQUE = {**settings.BLUEQUE, "REDIS_URL": server.url}
+    yield server
+    server.stop()
+
+
+def test_a_redis_restart_under_a_busy_worker(persistent_redis: RedisServer, spawn_worker: Spawn) -> None:
+    client = get_client()
+    ids = [tasks.nap.enqueue(0.3).id for _ in range(30)]
+    worker = spawn_worker("default", "--concurrency", "4", url=persistent_redis.url)
+    wait_for(lambda: len(client.task_ids("default", "complete", count=100)) >= 6, 30, "some tasks to finish")
+    persistent_redis.stop()
+    time.sleep(2)  # tasks finish while Redis is away; their outcomes wait
+    persistent_redis.start()
+    wait_for(lambda: statuses(client, ids) == ["complete"] * 30, 60, "all 30 to complete")
+    assert worker.poll() is None
+    assert sorted(client.task_ids("default", "complete", count=100)) == sorted(ids)
+    assert reserved_ids(client) == []
+    assert client.redis.scard("blueque_started_tasks_default") == 0
+
+
+@pytest.mark.parametrize("mode", ["fork", "prefork"])
+def test_a_task_that_kills_its_process_fails_after_max_recoveries(
+    blueque: Client, spawn_worker: Spawn, mode: str
+) -> None:
+    killer = tasks.kill_own_process.enqueue().id
+    normal = [tasks.noop.enqueue().id for _ in range(100)]
+    worker = spawn_worker("default", "--concurrency", "4", "--mode", mode, "--burst")
+    assert worker.wait(120) == 0
+    assert statuses(blueque, normal) == ["complete"] * 100
+    dead = blueque.get_task(killer)
+    assert dead.status == "failed"
+    assert (dead.error or "").startswith("Worker lost 4 times; last: process ")
+    assert "killed by SIGKILL" in (dead.error or "")
+    assert dead.exception == "django_blueque.protocol.errors.WorkerLost"
+    assert len(journal(blueque, killer)) == 4  # the first run and MAX_RECOVERIES (3) more
+    assert reserved_ids(blueque) == []
