@@ -18,7 +18,8 @@ from pytest_django import Settings as SettingsWrapper
 from django_blueque.protocol import Client
 
 
-def every_state(blueque: Client) -> None:
+def every_state(blueque: Client) -> str:
+    """Tasks in every state on "default"; returns the id of the started one, at 25%."""
     queue = blueque.get_queue("default")
     queue.schedule("s", eta=time.time() + 60)
     for i in range(6):
@@ -31,10 +32,14 @@ def every_state(blueque: Client) -> None:
             continue
         processor = blueque.get_processor(task)
         processor.start(os.getpid())
-        if outcome == "complete":
+        if outcome == "started":
+            started = task.id
+            assert blueque.report_progress(started, 0.25, "a quarter")
+        elif outcome == "complete":
             processor.complete("ok")
         elif outcome == "failed":
             processor.fail("no")
+    return started
 
 
 def status(*args: str) -> str:
@@ -44,8 +49,15 @@ def status(*args: str) -> str:
 
 
 def test_json_counts_every_state(blueque: Client) -> None:
-    every_state(blueque)
+    started = every_state(blueque)
     report = json.loads(status("--json"))
+    [running] = report["running"]
+    assert (running["id"], running["queue"], running["progress"], running["progress_message"]) == (
+        started,
+        "default",
+        0.25,
+        "a quarter",
+    )
     default = report["queues"]["default"]
     assert {key: default[key] for key in default if key != "oldest_pending_age"} == {
         "pending": 1, "scheduled": 1, "reserved": 1, "started": 1, "complete": 1, "failed": 2, "listeners": 1,
@@ -57,13 +69,16 @@ def test_json_counts_every_state(blueque: Client) -> None:
 
 
 def test_table_and_queue_filter(blueque: Client) -> None:
-    every_state(blueque)
+    started = every_state(blueque)
     lines = status("default").splitlines()
     assert lines[0].split() == [
         "queue", "scheduled", "pending", "reserved", "started", "complete", "failed", "listeners", "oldest", "pending",
     ]  # fmt: skip
     assert lines[1].split()[:8] == ["default", "1", "1", "1", "1", "1", "2", "1"]
-    assert len(lines) == 2
+    assert lines[3] == "running tasks:"
+    assert lines[4].split()[0] == started
+    assert lines[4].endswith("25% a quarter")
+    assert len(lines) == 5
 
 
 def test_unreachable_redis_is_a_command_error(settings: SettingsWrapper) -> None:

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
-from django_blueque.protocol import STATUSES
+from django_blueque.protocol import STARTED, STATUSES
 
 COLUMNS = (*STATUSES, "listeners")
 
@@ -29,6 +29,33 @@ def collect(queues: list[str]) -> dict[str, dict[str, Any]]:
         age = None if created is None else round(max(now - created, 0.0), 3)
         rows[name] = {**stats[name].counts(), "oldest_pending_age": age}
     return rows
+
+
+def running(queues: list[str], per_queue: int = 20) -> list[dict[str, Any]]:
+    """The started tasks of ``queues`` (up to ``per_queue`` each) with their progress."""
+    client = get_client()
+    ids = [task_id for name in queues for task_id in client.task_ids(name, STARTED, count=per_queue)]
+    now = time.time()
+    return [
+        {
+            "id": task.id,
+            "queue": task.queue,
+            "node": task.node,
+            "progress": task.progress,
+            "progress_message": task.progress_message,
+            "running_for": None if task.started_at is None else round(max(now - task.started_at, 0.0), 3),
+        }
+        for task in client.get_tasks(ids)
+        if task.status == STARTED
+    ]
+
+
+def running_table(tasks: list[dict[str, Any]]) -> str:
+    lines = ["", "", "running tasks:"]  # a blank line after the queue table
+    for task in tasks:
+        progress = "" if task["progress"] is None else f"{task['progress'] * 100:.0f}% {task['progress_message'] or ''}"
+        lines.append(f"  {task['id']}  {task['queue']}  {format_age(task['running_for'])}  {progress}".rstrip())
+    return "\n".join(lines)
 
 
 def format_age(seconds: float | None) -> str:
@@ -83,14 +110,15 @@ class Command(BaseCommand):
             while True:
                 try:
                     queues = collect(options["queues"])
+                    tasks = running([name for name, row in queues.items() if row[STARTED]])
                 except redis.RedisError as exc:
                     raise CommandError(f"Cannot read Blueque state from Redis: {exc}") from exc
                 if options["json"]:
-                    self.stdout.write(json.dumps({"queues": queues}, sort_keys=True))
+                    self.stdout.write(json.dumps({"queues": queues, "running": tasks}, sort_keys=True))
                 else:
                     if interval is not None:
                         self.stdout.write("\x1b[H\x1b[2J", ending="")  # clear the terminal
-                    self.stdout.write(table(queues))
+                    self.stdout.write(table(queues) + (running_table(tasks) if tasks else ""))
                 if interval is None:
                     return
                 time.sleep(interval)
