@@ -91,7 +91,8 @@ def main() -> None:
         subprocess.run([*MANAGE, "migrate", "--noinput", "--verbosity", "0"], check=True)
         subprocess.run([*MANAGE, "shell", "--command", CREATE_ADMIN], check=True)
         children.append(subprocess.Popen([*MANAGE, "demo_scheduler"]))
-        children.append(subprocess.Popen([*MANAGE, "demo_worker", "--concurrency", "4"]))
+        # --grace: a stopped demo puts its long task back in pending after 5 s.
+        children.append(subprocess.Popen([*MANAGE, "blueque_worker", "--grace", "5"]))
         print(
             f"\n  Demo:  http://127.0.0.1:{port}/\n"
             f"  Admin: http://127.0.0.1:{port}/admin/  (login {ADMIN_USER} / password {ADMIN_PASSWORD})\n"

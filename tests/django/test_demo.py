@@ -76,14 +76,14 @@ def test_enqueue_refuses_get(client: HttpClient) -> None:
 
 
 def test_a_separate_worker_process_runs_what_a_view_enqueued(client: HttpClient, demo_blueque: Client) -> None:
-    # The worker is a real process (manage.py demo_worker, forking one child per
+    # The worker is a real process (manage.py blueque_worker, forking one child per
     # task), configured only through the environment, as in production.
     quick = _enqueue(client, "quick")
     raw = _enqueue(client, "raw", "abc")
     url = demo_blueque.redis.connection_pool.connection_kwargs
     env = {**os.environ, "BLUEQUE_REDIS_URL": f"redis://{url['host']}:{url['port']}/{url['db']}"}
     worker = subprocess.run(
-        [sys.executable, str(MANAGE), "demo_worker", "--burst"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, str(MANAGE), "blueque_worker", "--burst"], env=env, capture_output=True, text=True, timeout=60
     )
     assert worker.returncode == 0, worker.stderr
     assert "Ran 2 task(s)." in worker.stdout
