@@ -55,6 +55,12 @@ Blueque 1.0.1 never reads them.
     process running the task (or its listener on its behalf). A started task
     whose listener is dead is left to finish while this stays fresh.
 
+``blueque_periodic`` (hash, *extension*)
+    State of the periodic tasks: field ``<name>`` holds the last occurrence
+    (epoch seconds) that a scheduler handled, ``<name>:task`` the id of the
+    task it enqueued. A script compares and sets it, so each occurrence is
+    enqueued once however many schedulers run.
+
 ``blueque_channel_<queue>`` (pub/sub channel, *extension*)
     A message (the queue name, never a task id) is published whenever a task
     becomes pending, so listeners on several queues can sleep until there is
@@ -128,6 +134,11 @@ def heartbeats() -> str:
 def task_heartbeats() -> str:
     """Sorted set of running task ids scored by their last heartbeat (extension)."""
     return _key("task_heartbeats")
+
+
+def periodic() -> str:
+    """Hash of the periodic tasks' state: last occurrence run, and its task id (extension)."""
+    return _key("periodic")
 
 
 def channel(queue: str) -> str:

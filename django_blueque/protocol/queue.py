@@ -105,20 +105,23 @@ class Queue:
         by exactly one caller. Returns how many tasks this call moved.
         """
         now = time.time() if now is None else now
-        scheduled_key = keys.scheduled(self._name)
         moved = 0
         while True:
-            due = strings(self._redis.zrangebyscore(scheduled_key, "-inf", now, start=0, num=DUE_BATCH))
-            if not due:
-                return moved
-            moved += int(
-                self._scripts.enqueue_due(
-                    keys=[scheduled_key, keys.pending(self._name), *map(keys.task, due)],
-                    args=[now, keys.channel(self._name), *due],
-                )
-            )
+            due = strings(self._redis.zrangebyscore(keys.scheduled(self._name), "-inf", now, start=0, num=DUE_BATCH))
+            moved += self.move_due(due, now)
             if len(due) < DUE_BATCH:
                 return moved
+
+    def move_due(self, task_ids: list[str], now: float) -> int:
+        """Move these scheduled tasks (read as due at ``now``) to pending, exactly once; return how many."""
+        if not task_ids:
+            return 0
+        return int(
+            self._scripts.enqueue_due(
+                keys=[keys.scheduled(self._name), keys.pending(self._name), *map(keys.task, task_ids)],
+                args=[now, keys.channel(self._name), *task_ids],
+            )
+        )
 
     def delete_task(self, task: Task) -> None:
         """Delete a finished task: its hash and its place in the finished list."""

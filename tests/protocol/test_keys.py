@@ -28,3 +28,4 @@ def test_started_member_round_trip() -> None:
 def test_extension_keys() -> None:
     assert keys.heartbeats() == "blueque_heartbeats"
     assert keys.task_heartbeats() == "blueque_task_heartbeats"
+    assert keys.periodic() == "blueque_periodic"

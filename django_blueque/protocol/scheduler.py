@@ -1,0 +1,228 @@
+"""The scheduler: due scheduled tasks to pending, periodic tasks, orphan sweeps.
+
+Any number of schedulers may run at once, for high availability: moving a
+due task is a script that moves each task once (see ``Queue.move_due``), and
+each occurrence of a periodic task is claimed by a compare-and-set script on
+``blueque_periodic``. A scheduler also recovers the tasks of dead listeners on
+every queue it serves (see :mod:`.liveness`), so orphans are found even where
+no live worker serves a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from . import keys
+from .cron import Cron
+from .listener import DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES
+from .queue import DUE_BATCH, new_task_id
+from .replies import optional_strings, string, strings
+from .work import MAX_BACKOFF, TRANSIENT
+
+if TYPE_CHECKING:
+    from .client import Client
+
+logger = logging.getLogger(__name__)
+
+#: What to do about occurrences a scheduler missed (all schedulers were down).
+RUN_ONCE, SKIP = "once", "skip"
+
+# Claim one occurrence of a periodic task and enqueue it, once.
+# KEYS: periodic state hash, new task hash, pending list, queues set, hash of the previous run's task.
+# ARGV: name, occurrence, new task id, queue, parameters, now, channel,
+#       skip if the previous run is unfinished ('1'), record only ('1': a missed occurrence to skip).
+# Returns 'enqueued', 'recorded' (claimed, not run), 'skipped' (previous run unfinished) or 'done'.
+PERIODIC = """
+local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if last >= tonumber(ARGV[2]) then
+    return 'done'
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[9] == '1' then
+    return 'recorded'
+end
+if ARGV[8] == '1' then
+    local previous = redis.call('HGET', KEYS[5], 'status')
+    if previous and previous ~= 'complete' and previous ~= 'failed' then
+        return 'skipped'
+    end
+end
+redis.call('HSET', KEYS[2], 'status', 'pending', 'queue', ARGV[4], 'parameters', ARGV[5],
+    'created', ARGV[6], 'updated', ARGV[6], 'periodic', ARGV[1])
+redis.call('ZINCRBY', KEYS[4], 0, ARGV[4])
+redis.call('LPUSH', KEYS[3], ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1] .. ':task', ARGV[3])
+redis.call('PUBLISH', ARGV[7], ARGV[4])
+return 'enqueued'
+"""
+
+
+@dataclass(frozen=True)
+class Every:
+    """An interval schedule: occurrences at whole multiples of ``seconds`` since the epoch."""
+
+    seconds: float
+
+    def previous(self, moment: datetime, zone: tzinfo) -> datetime | None:
+        stamp = math.floor(moment.timestamp() / self.seconds) * self.seconds
+        return datetime.fromtimestamp(stamp, tz=UTC)
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """A task enqueued on a schedule. ``parameters`` builds the task's parameters for each run."""
+
+    name: str
+    queue: str
+    parameters: Callable[[], str]
+    schedule: Cron | Every
+    zone: tzinfo = UTC
+    #: Skip an occurrence while the previous run is still pending or running.
+    skip_if_running: bool = False
+    #: After downtime: RUN_ONCE runs the latest missed occurrence, SKIP waits for the next.
+    missed: str = RUN_ONCE
+    #: An occurrence this many seconds late counts as missed.
+    grace: float = 60.0
+
+    def latest(self, now: float) -> float | None:
+        moment = self.schedule.previous(datetime.fromtimestamp(now, tz=UTC), self.zone)
+        return None if moment is None else moment.timestamp()
+
+
+@dataclass
+class TickReport:
+    moved: int = 0
+    periodic: dict[str, str] = field(default_factory=dict)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        client: Client,
+        queues: Sequence[str] | None = None,
+        *,
+        periodic: Iterable[PeriodicTask] = (),
+        interval: float = 0.25,
+        listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
+        max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+    ) -> None:
+        self._client = client
+        self._queues = None if queues is None else list(queues)
+        self._periodic = list(periodic)
+        self._interval = interval
+        self._timeout = listener_timeout
+        self._max_recoveries = max_recoveries
+        self._script = client.redis.register_script(PERIODIC)
+        # The last occurrence known handled, per periodic task: saves a round trip per tick.
+        self._handled: dict[str, float] = {}
+        self._next_recovery = 0.0
+        # A plain flag: signal handlers must not take locks (threading.Event does).
+        self._stopping = False
+
+    def queues(self) -> list[str]:
+        return self._queues if self._queues is not None else self._client.queue_names()
+
+    def tick(self, now: float | None = None) -> TickReport:
+        """Do one round: move due tasks, enqueue due periodic tasks, sweep orphans when due."""
+        now = time.time() if now is None else now
+        report = TickReport()
+        queues = self.queues()
+        report.moved = self._move_due(queues, now)
+        for entry in self._periodic:
+            outcome = self._run_periodic(entry, now)
+            if outcome is not None:
+                report.periodic[entry.name] = outcome
+        if time.monotonic() >= self._next_recovery:
+            self._client.recover(queues, timeout=self._timeout, max_recoveries=self._max_recoveries)
+            self._next_recovery = time.monotonic() + self._timeout / 2
+        return report
+
+    def _move_due(self, queues: list[str], now: float) -> int:
+        moved = 0
+        while queues:
+            with self._client.redis.pipeline(transaction=False) as pipe:
+                for queue in queues:
+                    pipe.zrangebyscore(keys.scheduled(queue), "-inf", now, start=0, num=DUE_BATCH)
+                due = [strings(reply) for reply in pipe.execute()]
+            for queue, ids in zip(queues, due, strict=True):
+                moved += self._client.get_queue(queue).move_due(ids, now)
+            # A full batch may mean more are due in that queue.
+            queues = [queue for queue, ids in zip(queues, due, strict=True) if len(ids) == DUE_BATCH]
+        return moved
+
+    def _run_periodic(self, entry: PeriodicTask, now: float) -> str | None:
+        occurrence = entry.latest(now)
+        if occurrence is None or occurrence <= self._handled.get(entry.name, -math.inf):
+            return None
+        last, previous_task = optional_strings(
+            self._client.redis.hmget(keys.periodic(), [entry.name, f"{entry.name}:task"])
+        )
+        # First sight: start from the next occurrence. Late past grace: missed.
+        record_only = last is None or (entry.missed == SKIP and now - occurrence > entry.grace)
+        task_id = new_task_id()
+        outcome = string(
+            self._script(
+                keys=[
+                    keys.periodic(),
+                    keys.task(task_id),
+                    keys.pending(entry.queue),
+                    keys.queues(),
+                    keys.task(previous_task or ""),
+                ],
+                args=[
+                    entry.name,
+                    occurrence,
+                    task_id,
+                    entry.queue,
+                    "" if record_only else entry.parameters(),
+                    now,
+                    keys.channel(entry.queue),
+                    "1" if entry.skip_if_running else "0",
+                    "1" if record_only else "0",
+                ],
+            )
+        )
+        self._handled[entry.name] = occurrence
+        if outcome != "done":
+            logger.info("Periodic task %s, occurrence %s: %s", entry.name, occurrence, outcome)
+        return outcome
+
+    def stop(self, *_: object) -> None:
+        self._stopping = True
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.25))
+
+    def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> None:
+        """Tick every ``interval`` seconds until stopped (SIGTERM/SIGINT); with ``burst``, once."""
+        previous: dict[int, object] = {}
+        if install_signal_handlers:
+            previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        backoff = 0.0
+        try:
+            while not self._stopping:
+                try:
+                    self.tick()
+                    backoff = 0.0
+                except TRANSIENT as exc:
+                    backoff = min(backoff * 2 or 0.1, MAX_BACKOFF)
+                    logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                if burst:
+                    return
+                self._sleep(backoff or self._interval)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True
