@@ -8,8 +8,10 @@ from django_blueque.protocol.cron import Cron, CronError
 PARIS = ZoneInfo("Europe/Paris")
 
 
-def at(*args: int, zone: ZoneInfo | None = None) -> datetime:
-    return datetime(*args, tzinfo=zone or UTC)
+def at(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, zone: ZoneInfo | None = None
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=zone or UTC)
 
 
 @pytest.mark.parametrize(
