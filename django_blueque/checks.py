@@ -13,6 +13,7 @@ from django.apps import AppConfig
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from . import schedule
 from .conf import get_settings, problems
 
 
@@ -21,6 +22,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     yield from (checks.Error(problem.msg, hint=problem.hint, id=problem.id) for problem in found)
     if found:
         return
+    yield from (checks.Error(p.msg, hint=p.hint, id=p.id) for p in schedule.problems())
     for queue in get_settings().queues.values():
         if queue.handler is None:
             continue

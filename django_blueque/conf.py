@@ -41,6 +41,7 @@ KNOWN_KEYS = frozenset(
         "QUEUES",
         "LISTENER_TIMEOUT",
         "MAX_RECOVERIES",
+        "SCHEDULE",
     }
 )
 DEFAULT_LISTENER_TIMEOUT = 60.0

@@ -42,7 +42,8 @@ Blueque 1.0.1 never reads them.
     ``process_token`` (tells a process from a later one with the same pid),
     ``recoveries`` (how many times its process was lost) and ``lost`` (how),
     ``exception`` (the dotted path of the exception class of a failure),
-    ``traceback``, and ``progress`` (0.0 to 1.0) with ``progress_message``.
+    ``traceback``, ``progress`` (0.0 to 1.0) with ``progress_message``, and
+    for a periodic task's run, ``periodic`` (its name) and ``occurrence``.
 
 ``blueque_heartbeats`` (sorted set, *extension*)
     Member: listener id. Score: Redis server time (epoch seconds) of the

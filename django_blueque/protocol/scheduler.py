@@ -56,7 +56,7 @@ if ARGV[8] == '1' then
     end
 end
 redis.call('HSET', KEYS[2], 'status', 'pending', 'queue', ARGV[4], 'parameters', ARGV[5],
-    'created', ARGV[6], 'updated', ARGV[6], 'periodic', ARGV[1])
+    'created', ARGV[6], 'updated', ARGV[6], 'periodic', ARGV[1], 'occurrence', ARGV[2])
 redis.call('ZINCRBY', KEYS[4], 0, ARGV[4])
 redis.call('LPUSH', KEYS[3], ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[1] .. ':task', ARGV[3])

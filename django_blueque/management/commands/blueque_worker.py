@@ -14,30 +14,7 @@ from django_blueque.execution import run_task
 from django_blueque.protocol.forking_runner import ForkingRunner
 from django_blueque.protocol.prefork_runner import PreforkRunner
 
-LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
-
-
-def positive(kind: type[int] | type[float]) -> Any:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise CommandError(f"Expected a number, not {text!r}") from None
-        if value < 0 or (kind is int and value == 0):
-            raise CommandError(f"Expected a positive number, not {text!r}")
-        return value
-
-    return parse
-
-
-def configure_logging(verbosity: int) -> None:
-    """Send django_blueque's log to stderr at the level --verbosity asks, unless LOGGING already does."""
-    logger = logging.getLogger("django_blueque")
-    logger.setLevel(LOG_LEVELS.get(verbosity, logging.DEBUG))
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
+from ._common import configure_logging, positive
 
 
 class Command(BaseCommand):
