@@ -58,15 +58,19 @@ def queue_stats(redis: Redis, names: Iterable[str] | None = None) -> dict[str, Q
             pipe.llen(keys.complete(name))
             pipe.llen(keys.failed(name))
             pipe.smembers(keys.listeners(name))
+            pipe.zcard(keys.reported(name, COMPLETE))
+            pipe.zcard(keys.reported(name, FAILED))
         replies = pipe.execute()
-    rows = [replies[i : i + 6] for i in range(0, len(replies), 6)]
+    rows = [replies[i : i + 8] for i in range(0, len(replies), 8)]
     with redis.pipeline(transaction=False) as pipe:
         for name, row in zip(names, rows, strict=True):
             for listener_id in string_set(row[5]):
                 pipe.llen(keys.reserved(name, listener_id))
         taken = iter(pipe.execute())
     stats = {}
-    for name, (pending, scheduled, started, complete, failed, listeners) in zip(names, rows, strict=True):
+    for name, (pending, scheduled, started, complete, failed, listeners, reported_complete, reported_failed) in zip(
+        names, rows, strict=True
+    ):
         # A reserved list holds a task from the moment it is taken until it
         # finishes, so it counts started tasks too.
         in_reserved_lists = sum(next(taken) for _ in listeners)
@@ -76,8 +80,9 @@ def queue_stats(redis: Redis, names: Iterable[str] | None = None) -> dict[str, Q
             scheduled=scheduled,
             reserved=max(in_reserved_lists - started, 0),
             started=started,
-            complete=complete,
-            failed=failed,
+            # Finished tasks are in the list until a monitor reports them, then in the set.
+            complete=complete + reported_complete,
+            failed=failed + reported_failed,
             listeners=len(listeners),
         )
     return stats
@@ -122,8 +127,14 @@ def task_ids(redis: Redis, queue: str, status: str, offset: int = 0, count: int 
     if status == SCHEDULED:
         return strings(redis.zrange(keys.scheduled(queue), offset, last))
     if status in (COMPLETE, FAILED):
+        # Not yet reported (the list, newest first), then reported (newest first).
         key = keys.complete(queue) if status == COMPLETE else keys.failed(queue)
-        return strings(redis.lrange(key, offset, last))
+        ids = strings(redis.lrange(key, offset, last))
+        if len(ids) == count:
+            return ids
+        skip = max(offset - int(redis.llen(key)), 0) if not ids else 0
+        more = redis.zrevrange(keys.reported(queue, status), skip, skip + count - len(ids) - 1)
+        return ids + strings(more)
     return _running_ids(redis, queue, status)[offset : last + 1]
 
 

@@ -62,6 +62,21 @@ Blueque 1.0.1 never reads them.
     task it enqueued. A script compares and sets it, so each occurrence is
     enqueued once however many schedulers run.
 
+``blueque_reported_complete_<queue>`` / ``blueque_reported_failed_<queue>`` (sorted sets, *extension*)
+    Finished tasks that a monitor has reported (sent its signal for), scored
+    by when. A monitor takes ids from the complete and failed lists (oldest
+    first), so those lists hold only what is still to be reported; the task
+    stays readable here until its result expires and the hash is deleted.
+
+``blueque_monitors`` (set, *extension*)
+    Ids of the monitors, ``monitor_<fqdn>_<pid>``; each beats in
+    ``blueque_heartbeats``.
+
+``blueque_monitoring_<monitor id>`` (list, *extension*)
+    What a monitor is reporting right now, ``"<queue> <status> <task id>"``.
+    If the monitor dies, another puts these back in the complete or failed
+    lists, so they are reported again (at least once).
+
 ``blueque_channel_<queue>`` (pub/sub channel, *extension*)
     A message (the queue name, never a task id) is published whenever a task
     becomes pending, so listeners on several queues can sleep until there is
@@ -140,6 +155,21 @@ def task_heartbeats() -> str:
 def periodic() -> str:
     """Hash of the periodic tasks' state: last occurrence run, and its task id (extension)."""
     return _key("periodic")
+
+
+def reported(queue: str, status: str) -> str:
+    """Sorted set of finished tasks a monitor has reported, scored by when (extension)."""
+    return _key("reported", status, queue)
+
+
+def monitors() -> str:
+    """Set of the ids of running monitors (extension)."""
+    return _key("monitors")
+
+
+def monitoring(monitor_id: str) -> str:
+    """List of ``"<queue> <status> <task id>"`` a monitor is reporting right now (extension)."""
+    return _key("monitoring", monitor_id)
 
 
 def channel(queue: str) -> str:

@@ -1,0 +1,273 @@
+"""The monitor: reports each finished task once, then keeps it for a while.
+
+Blueque 1.0's monitors "poll complete/failed lists for things to report
+back". This one takes ids from the oldest end of ``blueque_complete_tasks_<q>``
+and ``blueque_failed_tasks_<q>`` into a list of its own, in a script, so
+several monitors never take the same task; calls the hook for each; then
+records it as reported (``blueque_reported_<status>_<q>``, scored by time).
+A monitor that dies mid-report leaves ids in its own list, and any live
+monitor puts them back to be reported again: at least once, with duplicates
+only for what was in flight. Tasks finished by any Blueque client, Blueque
+1.0.1's workers included, are reported.
+
+Reported tasks stay readable for a time to live (one for complete tasks,
+another for failed ones), then their hashes are deleted: 1.0's "Delete
+Finished Task".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from . import keys
+from .listener import DEFAULT_LISTENER_TIMEOUT, hostname
+from .replies import string_set, strings
+from .task import COMPLETE, FAILED, Task
+from .work import MAX_BACKOFF, TRANSIENT
+
+if TYPE_CHECKING:
+    from .client import Client
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RESULT_TTL = 24 * 3600.0
+DEFAULT_FAILED_RESULT_TTL = 7 * 24 * 3600.0
+
+Hook = Callable[[Task], None]
+
+# Take up to ARGV[3] finished ids, oldest first, into the monitor's list.
+# KEYS: finished list (complete or failed), the monitor's list.
+# ARGV: queue, status, count. Returns the ids taken.
+TAKE = """
+local taken = {}
+for i = 1, tonumber(ARGV[3]) do
+    local task_id = redis.call('RPOP', KEYS[1])
+    if not task_id then
+        break
+    end
+    redis.call('LPUSH', KEYS[2], ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. task_id)
+    taken[#taken + 1] = task_id
+end
+return taken
+"""
+
+# Record tasks as reported. KEYS: the monitor's list, the reported set.
+# ARGV: queue, status, now, task ids (oldest first)...
+ACK = """
+for i = 4, #ARGV do
+    redis.call('LREM', KEYS[1], 1, ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[i])
+    -- A microsecond apart, so the set keeps the order in which they finished.
+    redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + (i - 4) / 1000000, ARGV[i])
+end
+return #ARGV - 3
+"""
+
+# Put back one entry of a dead monitor's list, for another monitor to report.
+# KEYS: the dead monitor's list, the finished list the entry names, heartbeats.
+# ARGV: entry, task id, dead monitor id, timeout.
+# Returns 1 if put back, 0 if already handled, -1 if the monitor beats again.
+RESTORE = """
+local t = redis.call('TIME')
+local beat = redis.call('ZSCORE', KEYS[3], ARGV[3])
+if beat and tonumber(t[1]) + tonumber(t[2]) / 1000000 - tonumber(beat) <= tonumber(ARGV[4]) then
+    return -1
+end
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
+    return 0
+end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return 1
+"""
+
+# Delete the hashes of reported tasks whose time to live has passed.
+# KEYS: reported set, task hashes... ARGV: task ids (same order).
+EXPIRE = """
+for i = 2, #KEYS do
+    redis.call('ZREM', KEYS[1], ARGV[i - 1])
+    redis.call('DEL', KEYS[i])
+end
+return #KEYS - 1
+"""
+
+
+class Monitor:
+    def __init__(
+        self,
+        client: Client,
+        queues: Sequence[str] | None = None,
+        *,
+        on_complete: Hook,
+        on_failed: Hook,
+        batch: int = 100,
+        interval: float = 0.5,
+        result_ttl: float = DEFAULT_RESULT_TTL,
+        failed_result_ttl: float = DEFAULT_FAILED_RESULT_TTL,
+        listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
+        monitor_id: str | None = None,
+    ) -> None:
+        self._client = client
+        self._queues = None if queues is None else list(queues)
+        self._hooks = {COMPLETE: on_complete, FAILED: on_failed}
+        self._batch = batch
+        self._interval = interval
+        self._ttl = {COMPLETE: result_ttl, FAILED: failed_result_ttl}
+        self._timeout = listener_timeout
+        self.id = monitor_id or f"monitor_{hostname()}_{os.getpid()}"
+        redis = client.redis
+        self._take = redis.register_script(TAKE)
+        self._ack = redis.register_script(ACK)
+        self._restore = redis.register_script(RESTORE)
+        self._expire = redis.register_script(EXPIRE)
+        self._next_beat = self._next_sweep = 0.0
+        self._stopping = False
+
+    def queues(self) -> list[str]:
+        return self._queues if self._queues is not None else self._client.queue_names()
+
+    def register(self) -> None:
+        with self._client.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(keys.monitors(), self.id)
+            pipe.execute()
+        self._client.beat(self.id)
+
+    def deregister(self) -> None:
+        """Leave, once nothing is in flight (a failed report stays for others to restore)."""
+        if self._client.redis.llen(keys.monitoring(self.id)) == 0:
+            with self._client.redis.pipeline(transaction=True) as pipe:
+                pipe.srem(keys.monitors(), self.id)
+                pipe.zrem(keys.heartbeats(), self.id)
+                pipe.execute()
+
+    def report(self) -> int:
+        """Report one batch per queue and status; return how many tasks were reported."""
+        reported = 0
+        for queue in self.queues():
+            for status in (COMPLETE, FAILED):
+                reported += self._report_batch(queue, status)
+        return reported
+
+    def _report_batch(self, queue: str, status: str) -> int:
+        finished = keys.complete(queue) if status == COMPLETE else keys.failed(queue)
+        ids = strings(self._take(keys=[finished, keys.monitoring(self.id)], args=[queue, status, self._batch]))
+        if not ids:
+            return 0
+        for task in self._client.get_tasks(ids):
+            if not task.exists:
+                continue  # deleted since it finished (1.0's Delete Finished Task)
+            try:
+                self._hooks[status](task)
+            except Exception:
+                # A failing hook must not stop the others, nor loop on one task.
+                logger.exception("Reporting task %s (%s) failed", task.id, status)
+        self._ack(
+            keys=[keys.monitoring(self.id), keys.reported(queue, status)], args=[queue, status, time.time(), *ids]
+        )
+        return len(ids)
+
+    def restore_dead_monitors(self) -> int:
+        """Put back what dead monitors were reporting; return how many tasks."""
+        redis = self._client.redis
+        restored = 0
+        for other in sorted(string_set(redis.smembers(keys.monitors())) - {self.id}):
+            beat = redis.zscore(keys.heartbeats(), other)
+            if beat is not None and self._server_now() - float(beat) <= self._timeout:
+                continue
+            count = 0
+            for entry in reversed(strings(redis.lrange(keys.monitoring(other), 0, -1))):
+                queue, status, task_id = entry.split(" ")
+                finished = keys.complete(queue) if status == COMPLETE else keys.failed(queue)
+                outcome = int(
+                    self._restore(
+                        keys=[keys.monitoring(other), finished, keys.heartbeats()],
+                        args=[entry, task_id, other, self._timeout],
+                    )
+                )
+                if outcome < 0:
+                    break
+                count += outcome
+            if redis.llen(keys.monitoring(other)) == 0:
+                with redis.pipeline(transaction=True) as pipe:
+                    pipe.srem(keys.monitors(), other)
+                    pipe.zrem(keys.heartbeats(), other)
+                    pipe.execute()
+            if count:
+                logger.warning("Monitor %s is gone: %d task(s) it held will be reported again", other, count)
+            restored += count
+        return restored
+
+    def _server_now(self) -> float:
+        seconds, micros = self._client.redis.time()
+        return int(seconds) + int(micros) / 1_000_000
+
+    def expire(self, now: float | None = None) -> int:
+        """Delete reported tasks past their time to live; return how many."""
+        now = time.time() if now is None else now
+        deleted = 0
+        for queue in self.queues():
+            for status in (COMPLETE, FAILED):
+                while True:
+                    ids = strings(
+                        self._client.redis.zrangebyscore(
+                            keys.reported(queue, status), "-inf", now - self._ttl[status], start=0, num=500
+                        )
+                    )
+                    if not ids:
+                        break
+                    deleted += int(self._expire(keys=[keys.reported(queue, status), *map(keys.task, ids)], args=ids))
+        return deleted
+
+    def tick(self) -> int:
+        now = time.monotonic()
+        if now >= self._next_beat:
+            self._client.beat(self.id)
+            self._next_beat = now + self._timeout / 4
+        if now >= self._next_sweep:
+            self.restore_dead_monitors()
+            self.expire()
+            self._next_sweep = now + self._timeout / 2
+        return self.report()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True
+
+    def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> None:
+        """Report until stopped (SIGTERM/SIGINT); with ``burst``, until nothing is left to report."""
+        previous: dict[int, object] = {}
+        if install_signal_handlers:
+            previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        backoff = 0.0
+        try:
+            self.register()
+            while not self._stopping:
+                try:
+                    reported = self.tick()
+                    backoff = 0.0
+                except TRANSIENT as exc:
+                    backoff = min(backoff * 2 or 0.1, MAX_BACKOFF)
+                    logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                    reported = 0
+                if burst and not reported and not backoff:
+                    return
+                if not reported:
+                    self._sleep(backoff or self._interval)
+        finally:
+            try:
+                self.deregister()
+            except TRANSIENT:
+                logger.warning("Could not deregister monitor %s; others will clean up after it", self.id)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.25))
