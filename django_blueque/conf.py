@@ -42,10 +42,14 @@ KNOWN_KEYS = frozenset(
         "LISTENER_TIMEOUT",
         "MAX_RECOVERIES",
         "SCHEDULE",
+        "RESULT_TTL",
+        "FAILED_RESULT_TTL",
     }
 )
 DEFAULT_LISTENER_TIMEOUT = 60.0
 DEFAULT_MAX_RECOVERIES = 3
+DEFAULT_RESULT_TTL = 24 * 3600.0
+DEFAULT_FAILED_RESULT_TTL = 7 * 24 * 3600.0
 QUEUE_KEYS = frozenset({"CONCURRENCY", "HANDLER"})
 URL_SCHEMES = ("redis", "rediss", "unix")
 
@@ -73,6 +77,9 @@ class BluequeSettings:
     listener_timeout: float = DEFAULT_LISTENER_TIMEOUT
     #: Times a task may lose its process (be recovered) before it fails.
     max_recoveries: int = DEFAULT_MAX_RECOVERIES
+    #: Seconds a reported complete (failed) task stays readable before deletion.
+    result_ttl: float = DEFAULT_RESULT_TTL
+    failed_result_ttl: float = DEFAULT_FAILED_RESULT_TTL
 
 
 @dataclass(frozen=True)
@@ -228,6 +235,16 @@ def _liveness_problems(raw: dict[str, Any]) -> list[Problem]:
                 "Workers beat four times per timeout; a dead worker's tasks are recovered after it.",
             )
         )
+    for key, default in (("RESULT_TTL", DEFAULT_RESULT_TTL), ("FAILED_RESULT_TTL", DEFAULT_FAILED_RESULT_TTL)):
+        ttl = raw.get(key, default)
+        if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl < 0:
+            found.append(
+                Problem(
+                    "django_blueque.E015",
+                    f"BLUEQUE['{key}'] must be a number of seconds >= 0, not {ttl!r}.",
+                    "How long a finished task stays readable after the monitor reports it.",
+                )
+            )
     recoveries = raw.get("MAX_RECOVERIES", DEFAULT_MAX_RECOVERIES)
     if not isinstance(recoveries, int) or isinstance(recoveries, bool) or recoveries < 0:
         found.append(
@@ -262,6 +279,8 @@ def get_settings() -> BluequeSettings:
         },
         listener_timeout=float(raw.get("LISTENER_TIMEOUT", DEFAULT_LISTENER_TIMEOUT)),
         max_recoveries=int(raw.get("MAX_RECOVERIES", DEFAULT_MAX_RECOVERIES)),
+        result_ttl=float(raw.get("RESULT_TTL", DEFAULT_RESULT_TTL)),
+        failed_result_ttl=float(raw.get("FAILED_RESULT_TTL", DEFAULT_FAILED_RESULT_TTL)),
     )
 
 

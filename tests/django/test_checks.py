@@ -45,6 +45,8 @@ def ids(settings: SettingsWrapper, blueque: Any, tasks: dict[str, Any] | None = 
         ({"REDIS_URL": REDIS, "LISTENER_TIMEOUT": "60"}, "E012"),
         ({"REDIS_URL": REDIS, "MAX_RECOVERIES": -1}, "E013"),
         ({"REDIS_URL": REDIS, "MAX_RECOVERIES": 1.5}, "E013"),
+        ({"REDIS_URL": REDIS, "RESULT_TTL": -1}, "E015"),
+        ({"REDIS_URL": REDIS, "FAILED_RESULT_TTL": "a week"}, "E015"),
         ({"REDIS_URL": REDIS, "QUEUES": {"raw": {"HANDLER": "no.such.module.handler"}}}, "E009"),
         ({"REDIS_URL": REDIS, "QUEUES": {"raw": {"HANDLER": "tests.django.test_checks.REDIS"}}}, "E009"),
     ],

@@ -37,10 +37,15 @@ def blueque(redis_url: str, settings: SettingsWrapper) -> Client:
 
 @pytest.fixture
 def spawn_worker(blueque: Client, redis_url: str, tmp_path: Path) -> Iterator[Spawn]:
-    """Start ``manage.py blueque_worker ARGS`` in its own process group; all are killed at the end."""
+    """Start ``manage.py blueque_worker ARGS`` (or another command) in its own process group.
+
+    Every process started is killed at the end of the test.
+    """
     processes: list[subprocess.Popen[str]] = []
 
-    def spawn(*args: str, max_recoveries: int = 3, url: str | None = None) -> subprocess.Popen[str]:
+    def spawn(
+        *args: str, max_recoveries: int = 3, url: str | None = None, command: str = "blueque_worker"
+    ) -> subprocess.Popen[str]:
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -49,11 +54,13 @@ def spawn_worker(blueque: Client, redis_url: str, tmp_path: Path) -> Iterator[Sp
             "BLUEQUE_MAX_RECOVERIES": str(max_recoveries),
             # Let --concurrency alone decide how many default tasks run at once.
             "BLUEQUE_DEFAULT_CONCURRENCY": "100",
+            # The demo project's settings, with an app that records signals.
+            "DJANGO_SETTINGS_MODULE": "tests.workers.receivers.settings",
             "DEMO_DATABASE": str(tmp_path / "db.sqlite3"),
         }
         log = open(tmp_path / f"worker-{len(processes)}.log", "w")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
-            [sys.executable, str(MANAGE), "blueque_worker", *args],
+            [sys.executable, str(MANAGE), command, *args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

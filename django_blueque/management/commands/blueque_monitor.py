@@ -1,0 +1,60 @@
+"""``manage.py blueque_monitor``: Django signals for finished tasks, and result retention."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from django_blueque import signals
+from django_blueque.conf import get_settings
+from django_blueque.connection import get_client
+from django_blueque.protocol import Task
+from django_blueque.protocol.monitor import Monitor
+
+from ._common import configure_logging, positive
+
+logger = logging.getLogger("django_blueque")
+
+
+def completed(task: Task) -> None:
+    _send(signals.task_completed, task, result=task.result or "")
+
+
+def failed(task: Task) -> None:
+    _send(signals.task_failed, task, error=task.error or "")
+
+
+def _send(signal: Any, task: Task, **kwargs: Any) -> None:
+    for receiver, response in signal.send_robust(sender=task.queue or "", task=task, **kwargs):
+        if isinstance(response, Exception):
+            logger.error("Receiver %r failed for task %s", receiver, task.id, exc_info=response)
+
+
+class Command(BaseCommand):
+    help = (
+        "Send task_completed and task_failed for every finished task, once, and delete finished tasks "
+        "after RESULT_TTL / FAILED_RESULT_TTL. Any number may run at once."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("queues", nargs="*", metavar="QUEUE", help="Only these queues (default: all in Redis).")
+        parser.add_argument("--interval", type=positive(float), default=0.5, help="Seconds between polls when idle.")
+        parser.add_argument("--burst", action="store_true", help="Report what has finished, then exit.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging(options["verbosity"])
+        config = get_settings()
+        monitor = Monitor(
+            get_client(),
+            options["queues"] or None,
+            on_complete=completed,
+            on_failed=failed,
+            interval=options["interval"],
+            result_ttl=config.result_ttl,
+            failed_result_ttl=config.failed_result_ttl,
+            listener_timeout=config.listener_timeout,
+        )
+        logger.info("Monitor %s serving %s", monitor.id, ", ".join(options["queues"]) or "every queue in Redis")
+        monitor.run(burst=options["burst"])

@@ -1,0 +1,1 @@
+"""A test app that records django_blueque's signals in Redis, for tests that run a monitor process."""
