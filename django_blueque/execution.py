@@ -26,8 +26,10 @@ from . import payload, progress
 from .compat import TaskContext, TaskError, TaskResultStatus, normalize_json, task_backends, task_finished, task_started
 from .conf import get_settings
 from .protocol import Task
+from .protocol.errors import Retry
 from .protocol.work import class_path
 from .results import set_return_value, to_task_result, update
+from .retry import retry_or_raise
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +55,23 @@ def run_task(task: Task, *, manage_connections: bool = True) -> str | None:
     try:
         with progress.running(task.id):
             if queue is not None and queue.handler is not None:
-                return _handler(queue.handler)(task)
+                handler = _handler(queue.handler)
+                try:
+                    return handler(task)
+                except Retry:
+                    raise
+                except Exception as exc:
+                    retry_or_raise(handler, exc, current_attempt(task))
+                    raise
             return run_django_task(task)
     finally:
         if manage_connections:
             close_old_connections()
+
+
+def current_attempt(task: Task) -> int:
+    """The number of the attempt now running (``task`` is the snapshot taken before it started)."""
+    return int(task.fields.get("attempt") or 0) + 1
 
 
 def run_django_task(task: Task) -> str:
@@ -77,7 +91,11 @@ def run_django_task(task: Task) -> str:
         else:
             value = django_task.call(*data.args, **data.kwargs)
         encoded = json.dumps(normalize_json(value))
+    except Retry:
+        raise
     except BaseException as exc:
+        # Another attempt to come: not finished, so no task_finished.
+        retry_or_raise(django_task.func, exc, current_attempt(task))
         traceback_text = "".join(traceback.format_exception(exc))
         update(result, status=TaskResultStatus.FAILED, finished_at=timezone.now())
         result.errors.append(TaskError(exception_class_path=class_path(exc), traceback=traceback_text))

@@ -44,13 +44,28 @@ def django_task_for(blueque_task: Task, data: payload.Payload) -> AnyTask:
         return django_task
 
 
+def earlier_errors(blueque_task: Task) -> list[dict[str, Any]]:
+    """The errors of the attempts before this one that were retried (the ``errors`` field)."""
+    try:
+        found = json.loads(blueque_task.fields.get("errors") or "[]")
+    except ValueError:
+        return []
+    return [entry for entry in found if isinstance(entry, dict)] if isinstance(found, list) else []
+
+
 def to_task_result(blueque_task: Task, backend_alias: str | None = None) -> AnyTaskResult:
     """A ``TaskResult`` describing ``blueque_task``; ``NotADjangoTask`` if it is not one."""
     data = payload.decode(blueque_task.parameters)
     status = STATUS_MAP.get(blueque_task.status or "", TaskResultStatus.READY)
     started_at = as_datetime(blueque_task.started_at)
     finished = status in (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
-    errors = []
+    errors = [
+        TaskError(
+            exception_class_path=str(e.get("exception") or "builtins.Exception"),
+            traceback=str(e.get("traceback") or e.get("error") or ""),
+        )
+        for e in earlier_errors(blueque_task)
+    ]
     if status == TaskResultStatus.FAILED:
         errors.append(
             TaskError(

@@ -98,6 +98,7 @@ class ForkingRunner:
         self._signals = 0
         self._stopping_since: float | None = None
         self._wakeup_read = -1
+        self._signals_installed = False
         self.tasks_run = 0
 
     def stop(self) -> None:
@@ -124,6 +125,7 @@ class ForkingRunner:
             previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
             previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)
             previous_wakeup = signal.set_wakeup_fd(wakeup_write)
+        self._signals_installed = install_signal_handlers
         listener = self._client.get_listener(
             *self._queues, block_timeout=self._block, heartbeat=True, max_recoveries=self._max_recoveries
         )
@@ -206,6 +208,9 @@ class ForkingRunner:
 
     def _wait(self, timeout: float) -> None:
         """Sleep until a signal (a child exiting, a stop request) or ``timeout``."""
+        if not self._signals_installed:
+            # No wakeup fd: nothing tells us a child ended, so look often.
+            timeout = min(timeout, 0.05)
         select.select([self._wakeup_read], [], [], max(timeout, 0.0))
         try:
             while os.read(self._wakeup_read, 512):

@@ -42,7 +42,8 @@ Blueque 1.0.1 never reads them.
     ``process_token`` (tells a process from a later one with the same pid),
     ``recoveries`` (how many times its process was lost) and ``lost`` (how),
     ``exception`` (the dotted path of the exception class of a failure),
-    ``traceback``, ``progress`` (0.0 to 1.0) with ``progress_message``, and
+    ``traceback``, ``errors`` (JSON list of the errors of earlier attempts,
+    for retried tasks), ``progress`` (0.0 to 1.0) with ``progress_message``, and
     for a periodic task's run, ``periodic`` (its name) and ``occurrence``.
 
 ``blueque_heartbeats`` (sorted set, *extension*)
@@ -67,6 +68,11 @@ Blueque 1.0.1 never reads them.
     by when. A monitor takes ids from the complete and failed lists (oldest
     first), so those lists hold only what is still to be reported; the task
     stays readable here until its result expires and the hash is deleted.
+
+``blueque_retrying_tasks_<queue>`` (list, *extension*)
+    ``"<task id>:<attempt>"`` for each failed attempt of a task that was
+    scheduled to run again, for monitors to report (``task_retrying``), like
+    the complete and failed lists.
 
 ``blueque_monitors`` (set, *extension*)
     Ids of the monitors, ``monitor_<fqdn>_<pid>``; each beats in
@@ -155,6 +161,11 @@ def task_heartbeats() -> str:
 def periodic() -> str:
     """Hash of the periodic tasks' state: last occurrence run, and its task id (extension)."""
     return _key("periodic")
+
+
+def retrying(queue: str) -> str:
+    """List of ids of tasks sent back to be retried, for monitors to report (extension)."""
+    return _key("retrying_tasks", queue)
 
 
 def reported(queue: str, status: str) -> str:

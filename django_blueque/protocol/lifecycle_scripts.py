@@ -106,6 +106,39 @@ redis.call('ZREM', KEYS[5], ARGV[1])
 return 1
 """
 
+# An attempt failed and the task is to run again later: back to the
+# scheduled set, its error appended to the JSON list in 'errors', and
+# "<id>:<attempt>" pushed for monitors to report. Fenced by attempt like FINISH.
+# KEYS: reserved list, started set, task hash, scheduled set, task heartbeats, retrying list.
+# ARGV: task id, started member, attempt, eta, now, error, exception, traceback.
+# Returns 1 when recorded (or already recorded), 0 when not ours.
+RETRY = """
+if redis.call('EXISTS', KEYS[3]) == 0 then
+    redis.call('LREM', KEYS[1], 1, ARGV[1])
+    redis.call('SREM', KEYS[2], ARGV[2])
+    return 0
+end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], 'attempt') ~= ARGV[3] then
+    redis.call('SREM', KEYS[2], ARGV[2])
+    return 0
+end
+if redis.call('HGET', KEYS[3], 'status') == 'scheduled' then
+    return 1  -- a retry of this very write
+end
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[5], ARGV[1])
+local errors = cjson.decode(redis.call('HGET', KEYS[3], 'errors') or '[]')
+errors[#errors + 1] = {attempt = tonumber(ARGV[3]) or 0, error = ARGV[6], exception = ARGV[7],
+    traceback = string.sub(ARGV[8], 1, 10000), retry_at = tonumber(ARGV[4])}
+redis.call('HSET', KEYS[3], 'status', 'scheduled', 'eta', ARGV[4], 'updated', ARGV[5],
+    'error', ARGV[6], 'exception', ARGV[7], 'traceback', ARGV[8], 'errors', cjson.encode(errors))
+redis.call('HDEL', KEYS[3], 'pid', 'node', 'process_token', 'progress', 'progress_message')
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+redis.call('LPUSH', KEYS[6], ARGV[1] .. ':' .. ARGV[3])
+return 1
+"""
+
 # Heartbeat of a listener and of the tasks its processes run.
 # KEYS: listener heartbeats, task heartbeats. ARGV: listener id ('' = none), task ids...
 # Returns the server time of the beat.

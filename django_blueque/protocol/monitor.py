@@ -17,13 +17,14 @@ Finished Task".
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import keys
 from .listener import DEFAULT_LISTENER_TIMEOUT, hostname
@@ -40,6 +41,29 @@ DEFAULT_RESULT_TTL = 24 * 3600.0
 DEFAULT_FAILED_RESULT_TTL = 7 * 24 * 3600.0
 
 Hook = Callable[[Task], None]
+#: Called with the task and the record of the attempt that failed (from its ``errors``).
+RetryHook = Callable[[Task, dict[str, Any]], None]
+
+#: Tasks sent back to be retried are reported too, from their own list.
+RETRYING = "retrying"
+
+
+def attempt_record(task: Task, attempt: str) -> dict[str, Any]:
+    """The record, in the task's ``errors``, of a failed attempt that was retried."""
+    try:
+        records = json.loads(task.fields.get("errors") or "[]")
+    except ValueError:
+        records = []
+    for record in records if isinstance(records, list) else []:
+        if isinstance(record, dict) and str(record.get("attempt")) == attempt:
+            return record
+    return {"attempt": attempt, "error": task.error or ""}
+
+
+def source(queue: str, status: str) -> str:
+    """The list a monitor takes ``status`` tasks of ``queue`` from."""
+    return {COMPLETE: keys.complete, FAILED: keys.failed, RETRYING: keys.retrying}[status](queue)
+
 
 # Take up to ARGV[3] finished ids, oldest first, into the monitor's list.
 # KEYS: finished list (complete or failed), the monitor's list.
@@ -57,13 +81,16 @@ end
 return taken
 """
 
-# Record tasks as reported. KEYS: the monitor's list, the reported set.
+# Record tasks as reported. KEYS: the monitor's list, the reported set (not
+# touched for 'retrying': a retried task is not finished).
 # ARGV: queue, status, now, task ids (oldest first)...
 ACK = """
 for i = 4, #ARGV do
     redis.call('LREM', KEYS[1], 1, ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[i])
-    -- A microsecond apart, so the set keeps the order in which they finished.
-    redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + (i - 4) / 1000000, ARGV[i])
+    if ARGV[2] ~= 'retrying' then
+        -- A microsecond apart, so the set keeps the order in which they finished.
+        redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + (i - 4) / 1000000, ARGV[i])
+    end
 end
 return #ARGV - 3
 """
@@ -104,6 +131,7 @@ class Monitor:
         *,
         on_complete: Hook,
         on_failed: Hook,
+        on_retrying: RetryHook | None = None,
         batch: int = 100,
         interval: float = 0.5,
         result_ttl: float = DEFAULT_RESULT_TTL,
@@ -114,6 +142,7 @@ class Monitor:
         self._client = client
         self._queues = None if queues is None else list(queues)
         self._hooks = {COMPLETE: on_complete, FAILED: on_failed}
+        self._on_retrying = on_retrying
         self._batch = batch
         self._interval = interval
         self._ttl = {COMPLETE: result_ttl, FAILED: failed_result_ttl}
@@ -148,26 +177,32 @@ class Monitor:
         """Report one batch per queue and status; return how many tasks were reported."""
         reported = 0
         for queue in self.queues():
-            for status in (COMPLETE, FAILED):
+            # Retries first: a task's last attempt can fail only after its earlier ones.
+            for status in (RETRYING, COMPLETE, FAILED):
                 reported += self._report_batch(queue, status)
         return reported
 
     def _report_batch(self, queue: str, status: str) -> int:
-        finished = keys.complete(queue) if status == COMPLETE else keys.failed(queue)
-        ids = strings(self._take(keys=[finished, keys.monitoring(self.id)], args=[queue, status, self._batch]))
+        ids = strings(
+            self._take(keys=[source(queue, status), keys.monitoring(self.id)], args=[queue, status, self._batch])
+        )
         if not ids:
             return 0
-        for task in self._client.get_tasks(ids):
+        task_ids = [entry.rpartition(":")[0] for entry in ids] if status == RETRYING else ids
+        for entry, task in zip(ids, self._client.get_tasks(task_ids), strict=True):
             if not task.exists:
                 continue  # deleted since it finished (1.0's Delete Finished Task)
             try:
-                self._hooks[status](task)
+                if status != RETRYING:
+                    self._hooks[status](task)
+                elif self._on_retrying is not None:
+                    attempt = entry.rpartition(":")[2]
+                    self._on_retrying(task, attempt_record(task, attempt))
             except Exception:
                 # A failing hook must not stop the others, nor loop on one task.
                 logger.exception("Reporting task %s (%s) failed", task.id, status)
-        self._ack(
-            keys=[keys.monitoring(self.id), keys.reported(queue, status)], args=[queue, status, time.time(), *ids]
-        )
+        reported = keys.retrying(queue) if status == RETRYING else keys.reported(queue, status)
+        self._ack(keys=[keys.monitoring(self.id), reported], args=[queue, status, time.time(), *ids])
         return len(ids)
 
     def restore_dead_monitors(self) -> int:
@@ -181,10 +216,9 @@ class Monitor:
             count = 0
             for entry in reversed(strings(redis.lrange(keys.monitoring(other), 0, -1))):
                 queue, status, task_id = entry.split(" ")
-                finished = keys.complete(queue) if status == COMPLETE else keys.failed(queue)
                 outcome = int(
                     self._restore(
-                        keys=[keys.monitoring(other), finished, keys.heartbeats()],
+                        keys=[keys.monitoring(other), source(queue, status), keys.heartbeats()],
                         args=[entry, task_id, other, self._timeout],
                     )
                 )

@@ -97,11 +97,29 @@ class Processor:
             details["traceback"] = traceback
         return self._finish(FAILED, details, keys.failed(self._queue))
 
+    def retry(self, eta: float, error: str, *, exception: str = "", traceback: str = "") -> bool:
+        """Send the task back to the scheduled set, to run again at ``eta``; False if not ours any more."""
+        recorded = self._scripts.retry(
+            keys=[
+                keys.reserved(self._queue, self._listener_id),
+                keys.started(self._queue),
+                keys.task(self._task.id),
+                keys.scheduled(self._queue),
+                keys.task_heartbeats(),
+                keys.retrying(self._queue),
+            ],
+            args=[self._task.id, self._member(), self._attempt or "", eta, time.time(), error, exception, traceback],
+        )
+        return bool(recorded)
+
+    def _member(self) -> str:
+        return keys.started_member(self._listener_id, self._pid if self._pid is not None else "", self._task.id)
+
     def _finish(self, status: str, details: dict[str, str], finished_key: str) -> bool:
         for field, value in details.items():
             if not isinstance(value, str):
                 raise TypeError(f"A task's {field} must be a string, not {type(value).__name__}")
-        member = keys.started_member(self._listener_id, self._pid if self._pid is not None else "", self._task.id)
+        member = self._member()
         fields = [item for pair in details.items() for item in pair]
         recorded = self._scripts.finish(
             keys=[

@@ -160,6 +160,7 @@ class Scripts:
         self.progress: Script = redis.register_script(PROGRESS)
         self.start: Script = redis.register_script(lifecycle_scripts.START)
         self.finish: Script = redis.register_script(lifecycle_scripts.FINISH)
+        self.retry: Script = redis.register_script(lifecycle_scripts.RETRY)
         self.beat: Script = redis.register_script(lifecycle_scripts.BEAT)
         self.give_back: Script = redis.register_script(lifecycle_scripts.GIVE_BACK)
         self.recover: Script = redis.register_script(lifecycle_scripts.RECOVER)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import redis.exceptions
 
+from .errors import Retry
 from .task import Task
 
 if TYPE_CHECKING:
@@ -117,6 +118,17 @@ def perform(
             result = result_string(callback(task))
         except KeyboardInterrupt:
             raise
+        except Retry as retry:
+            cause = retry.__cause__ or retry
+            message = error_string(cause)
+            exception, trace = class_path(cause), "".join(traceback.format_exception(cause))
+            eta = time.time() + retry.delay
+            logger.info("Task %s will run again in %.1fs: %s", task.id, retry.delay, message)
+            with_retries(
+                lambda: processor.retry(eta, message, exception=exception, traceback=trace),
+                f"recording task {task.id}'s retry",
+            )
+            return False
         except BaseException as exc:
             message = error_string(exc)
             exception, trace = class_path(exc), "".join(traceback.format_exception(exc))

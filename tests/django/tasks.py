@@ -4,6 +4,7 @@ from typing import Any
 
 from django_blueque.compat import TaskContext, task
 from django_blueque.progress import report_progress
+from django_blueque.retry import Retry, retry
 
 
 @task
@@ -69,3 +70,23 @@ def not_a_task() -> str:
 def shout(blueque_task: Any) -> str:
     """A raw Blueque handler."""
     return str(blueque_task.parameters).upper()
+
+
+#: Attempts seen per task id, by the flaky tasks below (they run in this process).
+ATTEMPTS: dict[str, int] = {}
+
+
+@task(takes_context=True)
+@retry(max_attempts=3, backoff=0, jitter=False, on=ValueError)
+def flaky(context: TaskContext, succeed_on: int, error: str = "ValueError") -> int:
+    attempt = ATTEMPTS[context.task_result.id] = ATTEMPTS.get(context.task_result.id, 0) + 1
+    if attempt < succeed_on:
+        raise (ValueError if error == "ValueError" else TypeError)(f"attempt {attempt} failed")
+    return attempt
+
+
+def retry_raw(blueque_task: Any) -> str:
+    """A raw handler asking for another attempt itself."""
+    if blueque_task.fields.get("attempt") is None:
+        raise Retry(0) from ConnectionError("feed unreachable")
+    return "second time lucky"

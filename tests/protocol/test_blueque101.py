@@ -80,10 +80,12 @@ def test_1_0_1_reads_every_field_django_blueque_writes(client: Client, blueque10
 
 
 def test_scheduled_tasks_move_across_implementations(client: Client, blueque101: Blueque101) -> None:
-    ours = client.get_queue("q").schedule("ours", eta=time.time() + 0.3)
-    theirs = blueque101("schedule", "q", "theirs", time.time() + 0.3)
+    # ETAs far enough ahead that starting 1.0.1's interpreter cannot outlast them.
+    eta = time.time() + 3
+    ours = client.get_queue("q").schedule("ours", eta=eta)
+    theirs = blueque101("schedule", "q", "theirs", eta)
     assert client.get_task(theirs).status == "scheduled"
-    time.sleep(0.4)
+    time.sleep(max(eta - time.time(), 0) + 0.1)
     blueque101("enqueue_due", "q")
     assert client.get_queue("q").enqueue_due_tasks() == 0
     assert set(client.task_ids("q", "pending")) == {ours, theirs}
@@ -93,8 +95,10 @@ def test_scheduled_tasks_move_across_implementations(client: Client, blueque101:
 def test_1_0_1_scheduler_leaves_nothing_for_ours_to_move_twice(
     client: Client, blueque101: Blueque101, db: Redis
 ) -> None:
-    theirs = blueque101("schedule", "q", "theirs", time.time() + 0.2)
-    time.sleep(0.3)
+    eta = time.time() + 3
+    theirs = blueque101("schedule", "q", "theirs", eta)
+    assert client.get_task(theirs).status == "scheduled"
+    time.sleep(max(eta - time.time(), 0) + 0.1)
     assert client.get_queue("q").enqueue_due_tasks() == 1
     blueque101("enqueue_due", "q")
     assert db.lrange(keys.pending("q"), 0, -1) == [theirs]

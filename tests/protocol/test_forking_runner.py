@@ -123,3 +123,12 @@ def test_sigterm_lets_running_tasks_finish_and_takes_no_more(client: Client, red
     assert [t.status for t in client.get_tasks(running)] == ["complete", "complete"]
     assert client.get_task(waiting).status == "pending"
     assert db.scard(keys.listeners("q")) == 0
+
+
+def test_without_signal_handlers_a_full_runner_notices_a_finished_child_soon(client: Client) -> None:
+    # Nothing wakes it on SIGCHLD then; it must not wait for its next heartbeat (15 s here).
+    ids = [client.get_queue("q").enqueue(str(i)) for i in range(2)]
+    started = time.monotonic()
+    forking_runner.run(client, "q", echo, 1, burst=True, install_signal_handlers=False, listener_timeout=60)
+    assert time.monotonic() - started < 5
+    assert [t.status for t in client.get_tasks(ids)] == ["complete", "complete"]

@@ -68,14 +68,14 @@ def test_enqueue_due_tasks_moves_only_due_ones(client: Client) -> None:
 def test_enqueue_due_tasks_is_exactly_once_across_concurrent_callers(client: Client, redis_url: str, db: Redis) -> None:
     queue = client.get_queue("q")
     now = time.time()
-    ids = {queue.schedule(str(i), eta=now + 5) for i in range(2000)}
+    ids = {queue.schedule(str(i), eta=now + 60) for i in range(2000)}
     moved: list[int] = []
     barrier = threading.Barrier(4)
 
     def scheduler() -> None:
         own = Client(redis_url)
         barrier.wait()
-        moved.append(own.get_queue("q").enqueue_due_tasks(now=now + 10))
+        moved.append(own.get_queue("q").enqueue_due_tasks(now=now + 61))
         own.close()
 
     threads = [threading.Thread(target=scheduler) for _ in range(4)]

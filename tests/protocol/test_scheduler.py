@@ -26,14 +26,15 @@ def test_only_the_queues_given(client: Client) -> None:
 
 def test_many_schedulers_move_each_task_once(client: Client, redis_url: str, db: Redis) -> None:
     now = time.time()
-    ids = {client.get_queue("q").schedule(str(i), eta=now + 1) for i in range(3000)}
+    # Far enough ahead that writing them all cannot outlast the ETA (which would enqueue at once).
+    ids = {client.get_queue("q").schedule(str(i), eta=now + 60) for i in range(3000)}
     moved: list[int] = []
     barrier = threading.Barrier(3)
 
     def run() -> None:
         own = Client(redis_url)
         barrier.wait()
-        moved.append(Scheduler(own).tick(now=now + 2).moved)
+        moved.append(Scheduler(own).tick(now=now + 61).moved)
 
     threads = [threading.Thread(target=run) for _ in range(3)]
     for thread in threads:

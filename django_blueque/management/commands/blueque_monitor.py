@@ -26,6 +26,10 @@ def failed(task: Task) -> None:
     _send(signals.task_failed, task, error=task.error or "")
 
 
+def retrying(task: Task, attempt: dict[str, Any]) -> None:
+    _send(signals.task_retrying, task, error=str(attempt.get("error", "")), eta=attempt.get("retry_at"))
+
+
 def _send(signal: Any, task: Task, **kwargs: Any) -> None:
     for receiver, response in signal.send_robust(sender=task.queue or "", task=task, **kwargs):
         if isinstance(response, Exception):
@@ -51,6 +55,7 @@ class Command(BaseCommand):
             options["queues"] or None,
             on_complete=completed,
             on_failed=failed,
+            on_retrying=retrying,
             interval=options["interval"],
             result_ttl=config.result_ttl,
             failed_result_ttl=config.failed_result_ttl,
