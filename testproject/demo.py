@@ -90,9 +90,9 @@ def main() -> None:
     try:
         subprocess.run([*MANAGE, "migrate", "--noinput", "--verbosity", "0"], check=True)
         subprocess.run([*MANAGE, "shell", "--command", CREATE_ADMIN], check=True)
-        children.append(subprocess.Popen([*MANAGE, "demo_scheduler"]))
-        # --grace: a stopped demo puts its long task back in pending after 5 s.
-        children.append(subprocess.Popen([*MANAGE, "blueque_worker", "--grace", "5"]))
+        # A worker, a scheduler and a monitor; --grace: a stopped demo puts its
+        # long task back in pending after 5 s.
+        children.append(subprocess.Popen([*MANAGE, "blueque_run", "--grace", "5"]))
         print(
             f"\n  Demo:  http://127.0.0.1:{port}/\n"
             f"  Admin: http://127.0.0.1:{port}/admin/  (login {ADMIN_USER} / password {ADMIN_PASSWORD})\n"

@@ -1,0 +1,100 @@
+"""``manage.py blueque_run``: a worker, a scheduler and a monitor in one process tree.
+
+For small deployments and development. Each runs in a forked child; one that
+dies is started again (after a pause that grows to 30 s while it keeps
+dying). SIGTERM is passed on to every child, and the command returns when all
+have stopped. SIGINT (Ctrl-C) is not passed on: a terminal sends it to the
+whole process group, children included, already.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import connections
+
+from ._common import configure_logging, positive
+
+logger = logging.getLogger("django_blueque")
+
+
+class Command(BaseCommand):
+    help = "Run a Blueque worker, scheduler and monitor together, restarting any that dies."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("queues", nargs="*", metavar="QUEUE", help="Queues for the worker, highest priority first.")
+        parser.add_argument("--concurrency", type=positive(int), help="The worker's slots.")
+        parser.add_argument("--mode", choices=("fork", "prefork"), default="fork")
+        parser.add_argument("--grace", type=positive(float), help="The worker's grace period on SIGTERM.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging(options["verbosity"])
+        worker = ["blueque_worker", *options["queues"], "--mode", options["mode"]]
+        if options["concurrency"]:
+            worker += ["--concurrency", str(options["concurrency"])]
+        if options["grace"]:
+            worker += ["--grace", str(options["grace"])]
+        verbosity = ["--verbosity", str(options["verbosity"])]
+        self.roles = {
+            "worker": [*worker, *verbosity],
+            "scheduler": ["blueque_scheduler", *verbosity],
+            "monitor": ["blueque_monitor", *verbosity],
+        }
+        self.children: dict[int, str] = {}
+        self.stopping = False
+        previous = signal.signal(signal.SIGTERM, self.on_sigterm), signal.signal(signal.SIGINT, self.on_sigint)
+        try:
+            for role in self.roles:
+                self.start(role)
+            self.supervise()
+        finally:
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
+
+    def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+        for pid in self.children:
+            os.kill(pid, signal.SIGTERM)
+
+    def on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def start(self, role: str) -> None:
+        connections.close_all()
+        pid = os.fork()
+        if pid == 0:
+            status = 0
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                call_command(*self.roles[role])
+            except BaseException:
+                logger.exception("blueque_run: the %s stopped on an error", role)
+                status = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(status)
+        self.children[pid] = role
+        logger.info("blueque_run: %s started (process %d)", role, pid)
+
+    def supervise(self) -> None:
+        pauses = dict.fromkeys(self.roles, 1.0)
+        while self.children:
+            pid, status = os.waitpid(-1, 0)
+            role = self.children.pop(pid, None)
+            if role is None or self.stopping:
+                continue
+            logger.error("blueque_run: the %s (process %d) ended with status %d; restarting it", role, pid, status)
+            time.sleep(pauses[role])
+            pauses[role] = min(pauses[role] * 2, 30.0)
+            if not self.stopping:
+                self.start(role)

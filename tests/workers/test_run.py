@@ -1,0 +1,51 @@
+"""``manage.py blueque_run``: worker, scheduler and monitor in one process tree."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import timedelta
+from pathlib import Path
+
+from django.utils import timezone
+
+from django_blueque.protocol import Client, keys
+from django_blueque.protocol.listener import listener_id_for
+from tests.workers import tasks
+from tests.workers.conftest import Spawn, wait_for
+from tests.workers.receivers.apps import JOURNAL
+
+
+def children_of(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_one_command_runs_scheduled_tasks_and_signals_them(blueque: Client, spawn_worker: Spawn) -> None:
+    run = spawn_worker("--grace", "2", command="blueque_run")
+    now = tasks.noop.enqueue()
+    later = tasks.noop.using(run_after=timezone.now() + timedelta(seconds=1)).enqueue()
+    wait_for(lambda: blueque.redis.llen(JOURNAL) == 2, 30, "both tasks to run and be signalled")
+    entries = sorted(e.decode() if isinstance(e, bytes) else e for e in blueque.redis.lrange(JOURNAL, 0, -1))
+    assert entries == sorted([f"completed default {now.id}", f"completed default {later.id}"])
+    assert len(children_of(run.pid)) == 3
+
+    # A child that dies is started again.
+    worker_pid = min(children_of(run.pid))
+    os.kill(worker_pid, signal.SIGKILL)
+    wait_for(lambda: len(children_of(run.pid)) == 3 and worker_pid not in children_of(run.pid), 20, "a restart")
+
+    # The killed worker's listener is found dead and removed by the others.
+    dead = listener_id_for(worker_pid)
+    wait_for(
+        lambda: (
+            dead
+            not in {
+                m.decode() if isinstance(m, bytes) else m for m in blueque.redis.smembers(keys.listeners("default"))
+            }
+        ),
+        20,
+        "the dead listener to go",
+    )
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(30) == 0
+    assert blueque.queue_stats()["default"].listeners == 0
