@@ -164,14 +164,16 @@ class Listener:
             wait = self._block if remaining is None else min(self._block, max(remaining, 0.0))
             try:
                 taken = self._take(serving, wait)
+                task = None if taken is None else self._reserve(*taken)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                # The move may have happened (its reply lost), or the status
+                # update after it may not have: look in our lists next time.
                 self._check_own_lists = True
                 self._close_pubsub()
                 raise
+            if task is not None:
+                return task
             if taken is not None:
-                task = self._reserve(*taken)
-                if task is not None:
-                    return task
                 continue
             if deadline is not None and time.monotonic() >= deadline:
                 return None

@@ -148,7 +148,11 @@ def test_a_redis_restart_under_a_busy_worker(persistent_redis: RedisServer, spaw
     persistent_redis.stop()
     time.sleep(2)  # tasks finish while Redis is away; their outcomes wait
     persistent_redis.start()
-    wait_for(lambda: statuses(client, ids) == ["complete"] * 30, 60, "all 30 to complete")
+    try:
+        wait_for(lambda: statuses(client, ids) == ["complete"] * 30, 60, "all 30 to complete")
+    except AssertionError:
+        print("statuses:", statuses(client, ids), "reserved:", reserved_ids(client))
+        raise
     assert worker.poll() is None
     assert sorted(client.task_ids("default", "complete", count=100)) == sorted(ids)
     assert reserved_ids(client) == []
