@@ -117,6 +117,8 @@ class Listener:
         self._pubsub: PubSub | None = None
         # Set when a move may have happened without our seeing its reply.
         self._check_own_lists = True
+        # A task taken whose status update may not have happened.
+        self._unmarked: tuple[str, str] | None = None
         self._heartbeat = heartbeat
         self.max_recoveries = max_recoveries
         for queue in self._queues:
@@ -155,6 +157,12 @@ class Listener:
         if not serving:
             raise ValueError(f"None of {queues!r} is a queue of {self!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._unmarked is not None:
+            # Taken, but the reply of the status update was lost: try it again.
+            task = self._reserve(*self._unmarked)
+            self._unmarked = None
+            if task is not None:
+                return task
         if self._check_own_lists:
             task = self._resume_own()
             if task is not None:
@@ -162,13 +170,16 @@ class Listener:
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             wait = self._block if remaining is None else min(self._block, max(remaining, 0.0))
+            taken = None
             try:
                 taken = self._take(serving, wait)
                 task = None if taken is None else self._reserve(*taken)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-                # The move may have happened (its reply lost), or the status
-                # update after it may not have: look in our lists next time.
+                # The move may have happened with its reply lost: look in our
+                # lists next time. Or the task was taken and its status update
+                # may or may not have happened: redo it (it is idempotent).
                 self._check_own_lists = True
+                self._unmarked = taken
                 self._close_pubsub()
                 raise
             if task is not None:

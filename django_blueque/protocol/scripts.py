@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 # one, '' for no hash) when the id was dropped.
 RESERVE = """
 local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'reserved' and redis.call('HGET', KEYS[1], 'node') == ARGV[2] then
+    return redis.call('HGETALL', KEYS[1])  -- a retry after a lost reply: ours already
+end
 if status ~= 'pending' then
     redis.call('LREM', KEYS[2], 1, ARGV[1])
     return {status or ''}

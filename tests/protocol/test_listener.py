@@ -190,3 +190,20 @@ def test_an_idle_listener_sends_one_poll_per_block_period(
     assert listener.listen(timeout=2.0) is None
     polls = (_commands_sent(db) - before) / per_poll
     assert 3 <= polls <= 6, polls
+
+
+def test_marking_a_taken_task_again_keeps_it(client: Client, db: Redis) -> None:
+    # A listener whose status update's reply was lost does it again on its next
+    # listen(); the second update must keep the task, not drop it as foreign.
+    task_id = client.get_queue("q").enqueue("x")
+    listener = client.get_listener("q")
+    db.lmove(keys.pending("q"), keys.reserved("q", listener.id), "RIGHT", "LEFT")
+    first = listener._reserve("q", task_id)
+    again = listener._reserve("q", task_id)
+    assert first is not None
+    assert again is not None
+    assert again.status == "reserved"
+    assert db.lrange(keys.reserved("q", listener.id), 0, -1) == [task_id]
+    # Another listener's reservation is still not ours to take.
+    other = client.get_listener("q", listener_id="other.example_1")
+    assert other._reserve("q", task_id) is None
