@@ -155,6 +155,7 @@ class Monitor:
         self._expire = redis.register_script(EXPIRE)
         self._next_beat = self._next_sweep = 0.0
         self._stopping = False
+        self._check_own = True
 
     def queues(self) -> list[str]:
         return self._queues if self._queues is not None else self._client.queue_names()
@@ -175,19 +176,33 @@ class Monitor:
 
     def report(self) -> int:
         """Report one batch per queue and status; return how many tasks were reported."""
-        reported = 0
+        reported = self._report_own_leftovers() if self._check_own else 0
         for queue in self.queues():
             # Retries first: a task's last attempt can fail only after its earlier ones.
             for status in (RETRYING, COMPLETE, FAILED):
                 reported += self._report_batch(queue, status)
         return reported
 
+    def _report_own_leftovers(self) -> int:
+        """Report what is in our own list: taken by a call whose reply was lost."""
+        batches: dict[tuple[str, str], list[str]] = {}
+        for entry in reversed(strings(self._client.redis.lrange(keys.monitoring(self.id), 0, -1))):
+            queue, status, task_id = entry.split(" ")
+            batches.setdefault((queue, status), []).append(task_id)
+        for (queue, status), ids in batches.items():
+            self._dispatch(queue, status, ids)
+        self._check_own = False
+        return sum(map(len, batches.values()))
+
     def _report_batch(self, queue: str, status: str) -> int:
         ids = strings(
             self._take(keys=[source(queue, status), keys.monitoring(self.id)], args=[queue, status, self._batch])
         )
-        if not ids:
-            return 0
+        if ids:
+            self._dispatch(queue, status, ids)
+        return len(ids)
+
+    def _dispatch(self, queue: str, status: str, ids: list[str]) -> None:
         task_ids = [entry.rpartition(":")[0] for entry in ids] if status == RETRYING else ids
         for entry, task in zip(ids, self._client.get_tasks(task_ids), strict=True):
             if not task.exists:
@@ -203,7 +218,6 @@ class Monitor:
                 logger.exception("Reporting task %s (%s) failed", task.id, status)
         reported = keys.retrying(queue) if status == RETRYING else keys.reported(queue, status)
         self._ack(keys=[keys.monitoring(self.id), reported], args=[queue, status, time.time(), *ids])
-        return len(ids)
 
     def restore_dead_monitors(self) -> int:
         """Put back what dead monitors were reporting; return how many tasks."""
@@ -286,6 +300,8 @@ class Monitor:
                     reported = self.tick()
                     backoff = 0.0
                 except TRANSIENT as exc:
+                    # A take whose reply was lost may have left ids in our list.
+                    self._check_own = True
                     backoff = min(backoff * 2 or 0.1, MAX_BACKOFF)
                     logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
                     reported = 0

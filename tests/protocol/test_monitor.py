@@ -138,3 +138,16 @@ def test_tasks_finished_by_blueque_1_0_1_are_reported(client: Client, blueque101
     seen, hooks = recorder()
     Monitor(client, **hooks).report()
     assert seen == [("complete", task_id)]
+
+
+def test_a_monitor_reports_what_a_lost_reply_left_in_its_own_list(client: Client, db: Redis) -> None:
+    ids = finish(client, ["complete"] * 2)
+    seen, hooks = recorder()
+    monitor = Monitor(client, monitor_id="m_self", **hooks)
+    # A take whose reply never came back: the ids are in the monitor's own list.
+    monitor._take(keys=[keys.complete("q"), keys.monitoring("m_self")], args=["q", "complete", 2])
+    monitor._check_own = True
+    assert monitor.report() == 2
+    assert sorted(task_id for _, task_id in seen) == sorted(ids)
+    assert db.llen(keys.monitoring("m_self")) == 0
+    assert db.zcard(keys.reported("q", "complete")) == 2
