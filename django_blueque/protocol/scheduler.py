@@ -39,14 +39,17 @@ RUN_ONCE, SKIP = "once", "skip"
 # KEYS: periodic state hash, new task hash, pending list, queues set, hash of the previous run's task.
 # ARGV: name, occurrence, new task id, queue, parameters, now, channel,
 #       skip if the previous run is unfinished ('1'), record only ('1': a missed occurrence to skip).
+# A new entry (no state yet) is only recorded: it starts at its next occurrence.
 # Returns 'enqueued', 'recorded' (claimed, not run), 'skipped' (previous run unfinished) or 'done'.
 PERIODIC = """
-local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
-if last >= tonumber(ARGV[2]) then
+local last = redis.call('HGET', KEYS[1], ARGV[1])
+if last and tonumber(last) >= tonumber(ARGV[2]) then
     return 'done'
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if ARGV[9] == '1' then
+-- First sight (decided here, not by the caller, so two schedulers meeting a
+-- new entry on either side of an occurrence cannot both skip one).
+if not last or ARGV[9] == '1' then
     return 'recorded'
 end
 if ARGV[8] == '1' then
@@ -165,8 +168,8 @@ class Scheduler:
         last, previous_task = optional_strings(
             self._client.redis.hmget(keys.periodic(), [entry.name, f"{entry.name}:task"])
         )
-        # First sight: start from the next occurrence. Late past grace: missed.
-        record_only = last is None or (entry.missed == SKIP and now - occurrence > entry.grace)
+        # Late past grace: missed. (First sight is decided by the script.)
+        record_only = last is not None and entry.missed == SKIP and now - occurrence > entry.grace
         task_id = new_task_id()
         outcome = string(
             self._script(

@@ -93,3 +93,8 @@ def test_the_scheduler_command_runs_periodic_tasks(blueque: Client, settings: Se
     assert json.loads(blueque.get_task(task_id).parameters or "")["args"] == ["tick"]
     assert run_pending_tasks() == 1
     assert test_tasks.echo.get_result(task_id).return_value == {"args": ["tick"], "kwargs": {}}
+
+
+def test_an_interval_of_zero_is_refused(blueque: Client) -> None:
+    with pytest.raises(CommandError, match="positive"):
+        call_command("blueque_scheduler", "--interval", "0")

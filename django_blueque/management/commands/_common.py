@@ -16,7 +16,7 @@ def positive(kind: type[int] | type[float]) -> Any:
             value = kind(text)
         except ValueError:
             raise CommandError(f"Expected a number, not {text!r}") from None
-        if value < 0 or (kind is int and value == 0):
+        if value <= 0:
             raise CommandError(f"Expected a positive number, not {text!r}")
         return value
 
