@@ -1,7 +1,7 @@
-"""The demo project's settings plus one raw periodic task, for ``tests/workers/test_scheduler_processes.py``.
+"""The demo project's settings plus one raw periodic task, for ``test_scheduler_processes.py``.
 
-The schedulers it starts run with ``DJANGO_SETTINGS_MODULE=tests.workers.periodic_settings`` and
-the repository root and ``testproject/`` on ``PYTHONPATH``.
+Its schedulers run with ``DJANGO_SETTINGS_MODULE=tests.workers.periodic_settings`` and the
+repository root and ``testproject/`` on ``PYTHONPATH``.
 """
 
 from testproject.settings import *  # noqa: F403
