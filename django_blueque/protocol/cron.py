@@ -102,26 +102,27 @@ class Cron:
 
     def previous(self, moment: datetime, zone: tzinfo) -> datetime | None:
         """The latest occurrence at or before ``moment`` (aware), in UTC; None within the search window."""
-        moment = moment.astimezone(UTC)
-        local = moment.astimezone(zone)
-        day = datetime(local.year, local.month, local.day)
-        for _ in range(SEARCH_DAYS):
-            if self._day_matches(day):
-                times = [t for t in self._times_on(day, zone) if t <= moment]
-                if times:
-                    return times[-1]
-            day -= timedelta(days=1)
-        return None
+        return self._search(moment, zone, step=-1)
 
     def next(self, moment: datetime, zone: tzinfo) -> datetime | None:
         """The earliest occurrence strictly after ``moment`` (aware), in UTC; None within the search window."""
+        return self._search(moment, zone, step=1)
+
+    def _search(self, moment: datetime, zone: tzinfo, step: int) -> datetime | None:
+        """Walk local calendar days from ``moment``'s, backwards (``step`` -1) or forwards (1)."""
         moment = moment.astimezone(UTC)
         local = moment.astimezone(zone)
         day = datetime(local.year, local.month, local.day)
         for _ in range(SEARCH_DAYS):
             if self._day_matches(day):
-                times = [t for t in self._times_on(day, zone) if t > moment]
-                if times:
-                    return times[0]
-            day += timedelta(days=1)
+                times = self._times_on(day, zone)
+                if step < 0:
+                    earlier = [t for t in times if t <= moment]
+                    if earlier:
+                        return earlier[-1]
+                else:
+                    later = [t for t in times if t > moment]
+                    if later:
+                        return later[0]
+            day += timedelta(days=step)
         return None

@@ -17,19 +17,18 @@ from __future__ import annotations
 import logging
 import os
 import random
-import select
 import signal
 import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from .errors import TaskNotOwned
 from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES
 from .proctitle import set_title
+from .supervision import Supervision
 from .task import Task
 from .work import MAX_BACKOFF, TRANSIENT, TaskCallback, perform
 
@@ -95,37 +94,19 @@ class ForkingRunner:
         self._max_tasks = max_tasks
         self._children: dict[int, Child] = {}
         self._unsettled: list[tuple[Child, str | None]] = []
-        self._signals = 0
-        self._stopping_since: float | None = None
-        self._wakeup_read = -1
-        self._signals_installed = False
+        self._supervision = Supervision()
         self.tasks_run = 0
 
     def stop(self) -> None:
         """Stop taking tasks; :meth:`run` returns once running tasks end. Signal-safe."""
-        if self._stopping_since is None:
-            self._stopping_since = time.monotonic()
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Only flags here: the loop, woken through the wakeup fd, does the rest.
-        self._signals += 1
-        self.stop()
+        self._supervision.stop()
 
     def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> int:
         """Serve the queues until stopped; return how many tasks were started.
 
         With ``burst``, return once no task is pending and none is running.
         """
-        self._wakeup_read, wakeup_write = os.pipe()
-        os.set_blocking(self._wakeup_read, False)
-        os.set_blocking(wakeup_write, False)
-        previous: dict[int, object] = {}
-        previous_wakeup = -1
-        if install_signal_handlers:
-            previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-            previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)
-            previous_wakeup = signal.set_wakeup_fd(wakeup_write)
-        self._signals_installed = install_signal_handlers
+        self._supervision.open(install_signal_handlers=install_signal_handlers)
         listener = self._client.get_listener(
             *self._queues, block_timeout=self._block, heartbeat=True, max_recoveries=self._max_recoveries
         )
@@ -139,12 +120,7 @@ class ForkingRunner:
         finally:
             self._finish(listener)
             listener.close()
-            if install_signal_handlers:
-                signal.set_wakeup_fd(previous_wakeup)
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)  # type: ignore[arg-type]
-            os.close(self._wakeup_read)
-            os.close(wakeup_write)
+            self._supervision.close()
         return self.tasks_run
 
     def _recover_earlier_self(self, listener: Listener) -> None:
@@ -166,11 +142,11 @@ class ForkingRunner:
                 if now >= next_beat:
                     listener.beat(child.task.id for child in self._children.values())
                     next_beat = now + self._interval
-                if self._stopping_since is not None:
+                if self._supervision.stopping:
                     if not self._children and not self._unsettled:
                         return
                     self._stop_children_past_grace()
-                    self._wait(min(next_beat - now, 1.0))
+                    self._supervision.wait(min(next_beat - now, 1.0))
                     continue
                 if now >= next_recovery:
                     self._client.recover(
@@ -182,7 +158,7 @@ class ForkingRunner:
                     continue
                 eligible = self._eligible_queues()
                 if not eligible:
-                    self._wait(next_beat - now)
+                    self._supervision.wait(next_beat - now)
                     continue
                 set_title(f"blueque-worker: listening on {', '.join(eligible)} ({len(self._children)} running)")
                 task = listener.listen(timeout=0 if burst else self._block, queues=eligible)
@@ -192,11 +168,11 @@ class ForkingRunner:
                 elif burst:
                     if not self._children:
                         return
-                    self._wait(next_beat - now)
+                    self._supervision.wait(next_beat - now)
             except TRANSIENT as exc:
                 backoff = min(backoff * 2 or 0.1, MAX_BACKOFF)
                 logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
-                self._wait(backoff)
+                self._supervision.wait(backoff)
 
     def _eligible_queues(self) -> list[str]:
         if len(self._children) >= self._concurrency:
@@ -205,18 +181,6 @@ class ForkingRunner:
         for child in self._children.values():
             running[child.queue] = running.get(child.queue, 0) + 1
         return [q for q in self._queues if running.get(q, 0) < self._limits.get(q, self._concurrency)]
-
-    def _wait(self, timeout: float) -> None:
-        """Sleep until a signal (a child exiting, a stop request) or ``timeout``."""
-        if not self._signals_installed:
-            # No wakeup fd: nothing tells us a child ended, so look often.
-            timeout = min(timeout, 0.05)
-        select.select([self._wakeup_read], [], [], max(timeout, 0.0))
-        try:
-            while os.read(self._wakeup_read, 512):
-                pass
-        except BlockingIOError:
-            pass
 
     def _fork(self, task: Task) -> None:
         if self._before_fork is not None:
@@ -229,11 +193,7 @@ class ForkingRunner:
         logger.info("Task %s runs in process %d", task.id, pid)
 
     def _run_in_child(self, task: Task) -> None:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        os.close(self._wakeup_read)
+        self._supervision.in_child()
         set_title(f"blueque-task: {task.queue} {task.id}")
         status = 0
         try:
@@ -257,7 +217,7 @@ class ForkingRunner:
             child = self._children.pop(pid, None)
             if child is None or (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
                 continue
-            if self._stopping_since is not None and (
+            if self._supervision.stopping and (
                 child.stop_sent_at is not None or (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
             ):
                 # Stopped by us or with us (a SIGTERM to the whole group): not its fault.
@@ -276,10 +236,11 @@ class ForkingRunner:
             self._unsettled.pop(0)
 
     def _stop_children_past_grace(self) -> None:
-        assert self._stopping_since is not None
+        stopping_since = self._supervision.stopping_since
+        assert stopping_since is not None
         now = time.monotonic()
-        past_grace = self._grace is not None and now - self._stopping_since >= self._grace
-        if not (past_grace or self._signals >= 2):
+        past_grace = self._grace is not None and now - stopping_since >= self._grace
+        if not (past_grace or self._supervision.signals >= 2):
             return
         for pid, child in self._children.items():
             if child.stop_sent_at is None:
@@ -299,10 +260,10 @@ class ForkingRunner:
                 if self._children:
                     listener.beat(child.task.id for child in self._children.values())
                     self._stop_children_past_grace()
-                    self._wait(min(self._interval, 1.0))
+                    self._supervision.wait(min(self._interval, 1.0))
             except TRANSIENT as exc:
                 logger.warning("Redis unavailable while stopping (%s)", exc)
-                self._wait(1.0)
+                self._supervision.wait(1.0)
 
 
 def run(

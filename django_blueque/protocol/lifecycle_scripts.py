@@ -54,6 +54,23 @@ local function give_back(task, pending, failed, reserved, started, task_beats,
 end
 """
 
+# The start of FINISH and RETRY: an outcome is written only by the attempt
+# that owns the task. A task that is gone (deleted, or lost with Redis's
+# data) only has its ids cleaned up; a newer attempt's task only loses this
+# process's started member.
+# KEYS[1..3]: reserved list, started set, task hash. ARGV[1..3]: task id, started member, attempt.
+_STILL_OURS = """
+if redis.call('EXISTS', KEYS[3]) == 0 then
+    redis.call('LREM', KEYS[1], 1, ARGV[1])
+    redis.call('SREM', KEYS[2], ARGV[2])
+    return 0
+end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], 'attempt') ~= ARGV[3] then
+    redis.call('SREM', KEYS[2], ARGV[2])
+    return 0
+end
+"""
+
 # A process starts a task its listener reserved. Refused (0) when the task is
 # no longer reserved by that listener: recovery gave it to someone else.
 # KEYS: task hash, started set, task heartbeats.
@@ -85,16 +102,9 @@ return attempt
 # Returns 1 when recorded (or already recorded: a retry after a lost reply);
 # 0 when a newer attempt owns the task, or the task is gone (deleted, or lost
 # with Redis's data).
-FINISH = """
-if redis.call('EXISTS', KEYS[3]) == 0 then
-    redis.call('LREM', KEYS[1], 1, ARGV[1])
-    redis.call('SREM', KEYS[2], ARGV[2])
-    return 0
-end
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], 'attempt') ~= ARGV[3] then
-    redis.call('SREM', KEYS[2], ARGV[2])
-    return 0
-end
+FINISH = (
+    _STILL_OURS
+    + """
 if redis.call('HGET', KEYS[3], 'status') == ARGV[4] then
     return 1  -- a retry of this very outcome
 end
@@ -105,6 +115,7 @@ redis.call('LPUSH', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 return 1
 """
+)
 
 # An attempt failed and the task is to run again later: back to the
 # scheduled set, its error appended to the JSON list in 'errors', and
@@ -112,16 +123,9 @@ return 1
 # KEYS: reserved list, started set, task hash, scheduled set, task heartbeats, retrying list.
 # ARGV: task id, started member, attempt, eta, now, error, exception, traceback.
 # Returns 1 when recorded (or already recorded), 0 when not ours.
-RETRY = """
-if redis.call('EXISTS', KEYS[3]) == 0 then
-    redis.call('LREM', KEYS[1], 1, ARGV[1])
-    redis.call('SREM', KEYS[2], ARGV[2])
-    return 0
-end
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], 'attempt') ~= ARGV[3] then
-    redis.call('SREM', KEYS[2], ARGV[2])
-    return 0
-end
+RETRY = (
+    _STILL_OURS
+    + """
 if redis.call('HGET', KEYS[3], 'status') == 'scheduled' then
     return 1  -- a retry of this very write
 end
@@ -138,6 +142,7 @@ redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 redis.call('LPUSH', KEYS[6], ARGV[1] .. ':' .. ARGV[3])
 return 1
 """
+)
 
 # Heartbeat of a listener and of the tasks its processes run.
 # KEYS: listener heartbeats, task heartbeats. ARGV: listener id ('' = none), task ids...

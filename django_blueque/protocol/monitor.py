@@ -20,15 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable, Sequence
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from . import keys
 from .listener import DEFAULT_LISTENER_TIMEOUT, hostname
 from .replies import string_set, strings
+from .supervision import Supervision
 from .task import COMPLETE, FAILED, Task
 from .work import MAX_BACKOFF, TRANSIENT
 
@@ -154,7 +153,7 @@ class Monitor:
         self._restore = redis.register_script(RESTORE)
         self._expire = redis.register_script(EXPIRE)
         self._next_beat = self._next_sweep = 0.0
-        self._stopping = False
+        self._supervision = Supervision()
         self._check_own = True
 
     def queues(self) -> list[str]:
@@ -282,20 +281,15 @@ class Monitor:
         return self.report()
 
     def stop(self) -> None:
-        self._stopping = True
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._stopping = True
+        self._supervision.stop()
 
     def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> None:
         """Report until stopped (SIGTERM/SIGINT); with ``burst``, until nothing is left to report."""
-        previous: dict[int, object] = {}
-        if install_signal_handlers:
-            previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self._supervision.open(install_signal_handlers=install_signal_handlers)
         backoff = 0.0
         try:
             self.register()
-            while not self._stopping:
+            while not self._supervision.stopping:
                 try:
                     reported = self.tick()
                     backoff = 0.0
@@ -308,16 +302,10 @@ class Monitor:
                 if burst and not reported and not backoff:
                     return
                 if not reported:
-                    self._sleep(backoff or self._interval)
+                    self._supervision.sleep(backoff or self._interval)
         finally:
             try:
                 self.deregister()
             except TRANSIENT:
                 logger.warning("Could not deregister monitor %s; others will clean up after it", self.id)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)  # type: ignore[arg-type]
-
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stopping and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.25))
+            self._supervision.close()

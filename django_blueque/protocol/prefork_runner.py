@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import signal
 import sys
 import time
@@ -32,6 +31,7 @@ from .forking_runner import KILL_AFTER, describe_exit
 from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, listener_id_for
 from .proctitle import set_title
 from .replies import strings
+from .supervision import Supervision
 from .work import MAX_BACKOFF, TRANSIENT, TaskCallback, perform
 
 if TYPE_CHECKING:
@@ -86,67 +86,39 @@ class PreforkRunner:
         self._max_tasks_per_child = max_tasks_per_child if max_tasks is None else min(max_tasks, max_tasks_per_child)
         self._max_memory_mb = max_memory_mb
         self._children: dict[int, float | None] = {}  # pid -> when we asked it to stop
-        self._signals = 0
-        self._stopping_since: float | None = None
+        self._supervision = Supervision()
         self._child_stop = False
-        self._wakeup_read = -1
 
     def stop(self) -> None:
-        if self._stopping_since is None:
-            self._stopping_since = time.monotonic()
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._signals += 1
-        self.stop()
+        self._supervision.stop()
 
     def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> int:
         """Run children until stopped (or, with ``burst``, until the queues are drained).
 
         Returns how many children were started.
         """
-        self._wakeup_read, wakeup_write = os.pipe()
-        os.set_blocking(self._wakeup_read, False)
-        os.set_blocking(wakeup_write, False)
-        previous: dict[int, object] = {}
-        previous_wakeup = -1
-        if install_signal_handlers:
-            previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-            previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)
-            previous_wakeup = signal.set_wakeup_fd(wakeup_write)
+        self._supervision.open(install_signal_handlers=install_signal_handlers)
         started = 0
         try:
             while True:
                 drained = self._reap()
-                if self._stopping_since is None and not (burst and drained):
+                if not self._supervision.stopping and not (burst and drained):
                     while len(self._children) < self._concurrency and (self._respawn or started < self._concurrency):
                         self._spawn(burst)
                         started += 1
                 if not self._children:
                     return started
-                if self._stopping_since is not None:
+                if self._supervision.stopping:
                     self._stop_children()
-                self._wait(1.0)
+                self._supervision.wait(1.0)
         finally:
             self.stop()
             while self._children:
                 self._stop_children()
                 self._reap()
                 if self._children:
-                    self._wait(0.5)
-            if install_signal_handlers:
-                signal.set_wakeup_fd(previous_wakeup)
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)  # type: ignore[arg-type]
-            os.close(self._wakeup_read)
-            os.close(wakeup_write)
-
-    def _wait(self, timeout: float) -> None:
-        select.select([self._wakeup_read], [], [], timeout)
-        try:
-            while os.read(self._wakeup_read, 512):
-                pass
-        except BlockingIOError:
-            pass
+                    self._supervision.wait(0.5)
+            self._supervision.close()
 
     def _spawn(self, burst: bool) -> None:
         if self._before_fork is not None:
@@ -167,7 +139,7 @@ class PreforkRunner:
             if os.WIFEXITED(status) and os.WEXITSTATUS(status) in (RECYCLE, DRAINED):
                 drained = drained or os.WEXITSTATUS(status) == DRAINED
                 continue
-            stopped_by_us = stop_sent is not None and self._stopping_since is not None
+            stopped_by_us = stop_sent is not None and self._supervision.stopping
             lost = None if stopped_by_us else f"process {pid} on {os.uname().nodename} {describe_exit(status)}"
             self._give_back_tasks_of(listener_id_for(pid), lost)
         return drained
@@ -192,9 +164,10 @@ class PreforkRunner:
                 delay = min(delay * 2, MAX_BACKOFF)
 
     def _stop_children(self) -> None:
-        assert self._stopping_since is not None
+        stopping_since = self._supervision.stopping_since
+        assert stopping_since is not None
         now = time.monotonic()
-        hard = self._signals >= 2 or (self._grace is not None and now - self._stopping_since >= self._grace)
+        hard = self._supervision.signals >= 2 or (self._grace is not None and now - stopping_since >= self._grace)
         for pid, stop_sent in list(self._children.items()):
             if stop_sent is None:
                 os.kill(pid, signal.SIGTERM)  # finish the current task, then leave
@@ -208,10 +181,8 @@ class PreforkRunner:
         self._child_stop = True
 
     def _child_main(self, burst: bool) -> None:
-        signal.set_wakeup_fd(-1)
-        os.close(self._wakeup_read)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self._supervision.in_child()
+        # SIGTERM from the parent: finish the task in hand, then leave.
         signal.signal(signal.SIGTERM, self._on_child_signal)
         status = RECYCLE
         try:

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from . import keys
@@ -25,6 +23,7 @@ from .cron import Cron
 from .listener import DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES
 from .queue import DUE_BATCH, new_task_id
 from .replies import optional_strings, string, strings
+from .supervision import Supervision
 from .work import MAX_BACKOFF, TRANSIENT
 
 if TYPE_CHECKING:
@@ -127,8 +126,7 @@ class Scheduler:
         # The last occurrence known handled, per periodic task: saves a round trip per tick.
         self._handled: dict[str, float] = {}
         self._next_recovery = 0.0
-        # A plain flag: signal handlers must not take locks (threading.Event does).
-        self._stopping = False
+        self._supervision = Supervision()
 
     def queues(self) -> list[str]:
         return self._queues if self._queues is not None else self._client.queue_names()
@@ -198,22 +196,15 @@ class Scheduler:
             logger.info("Periodic task %s, occurrence %s: %s", entry.name, occurrence, outcome)
         return outcome
 
-    def stop(self, *_: object) -> None:
-        self._stopping = True
-
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stopping and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.25))
+    def stop(self) -> None:
+        self._supervision.stop()
 
     def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> None:
         """Tick every ``interval`` seconds until stopped (SIGTERM/SIGINT); with ``burst``, once."""
-        previous: dict[int, object] = {}
-        if install_signal_handlers:
-            previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self._supervision.open(install_signal_handlers=install_signal_handlers)
         backoff = 0.0
         try:
-            while not self._stopping:
+            while not self._supervision.stopping:
                 try:
                     self.tick()
                     backoff = 0.0
@@ -222,10 +213,6 @@ class Scheduler:
                     logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 if burst:
                     return
-                self._sleep(backoff or self._interval)
+                self._supervision.sleep(backoff or self._interval)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)  # type: ignore[arg-type]
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._stopping = True
+            self._supervision.close()

@@ -1,0 +1,95 @@
+"""Stop requests and sleeping, for the long-running processes (runners, scheduler, monitor).
+
+SIGTERM and SIGINT are counted (a second one asks for a harder stop) and,
+like SIGCHLD, wake :meth:`Supervision.wait` at once through a wakeup fd: the
+process sleeps in ``select`` rather than polling, and a signal handler only
+sets flags (it must not take locks or touch Redis).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+#: Longest sleep without a wakeup fd (signal handlers not installed): nothing
+#: else tells the process that a child ended.
+POLL_WITHOUT_SIGNALS = 0.05
+
+
+class Supervision:
+    def __init__(self) -> None:
+        self.signals = 0
+        self.stopping_since: float | None = None
+        self._read = self._write = -1
+        self._installed = False
+        self._previous: dict[int, Any] = {}
+        self._previous_wakeup = -1
+
+    @property
+    def stopping(self) -> bool:
+        return self.stopping_since is not None
+
+    def stop(self) -> None:
+        """Ask the process to stop. Signal-safe."""
+        if self.stopping_since is None:
+            self.stopping_since = time.monotonic()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signals += 1
+        self.stop()
+
+    def open(self, *, install_signal_handlers: bool = True) -> None:
+        """Create the wakeup fd and, if asked, handle SIGTERM, SIGINT and SIGCHLD."""
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self._installed = install_signal_handlers
+        if install_signal_handlers:
+            self._previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+            # A handler of its own, so a child's exit also writes to the wakeup fd.
+            self._previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)
+            self._previous_wakeup = signal.set_wakeup_fd(self._write)
+
+    def close(self) -> None:
+        """Restore the previous signal handlers and close the wakeup fd."""
+        if self._installed:
+            signal.set_wakeup_fd(self._previous_wakeup)
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+        for fd in (self._read, self._write):
+            if fd >= 0:
+                os.close(fd)
+        self._read = self._write = -1
+
+    def in_child(self) -> None:
+        """In a forked child: let go of the parent's wakeup fd and signal handlers."""
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        # Ctrl-C in a terminal reaches the whole group: the parent decides.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for fd in (self._read, self._write):
+            if fd >= 0:
+                os.close(fd)
+        self._read = self._write = -1
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a signal arrives or ``timeout`` seconds pass."""
+        if not self._installed:
+            timeout = min(timeout, POLL_WITHOUT_SIGNALS)
+        select.select([self._read], [], [], max(timeout, 0.0))
+        try:
+            while os.read(self._read, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if asked to stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and (left := deadline - time.monotonic()) > 0:
+            self.wait(min(left, 1.0))
