@@ -18,9 +18,7 @@ import logging
 import os
 import random
 import signal
-import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,7 +26,7 @@ from typing import TYPE_CHECKING
 from .errors import TaskNotOwned
 from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES
 from .proctitle import set_title
-from .supervision import Supervision
+from .supervision import Supervision, run_child
 from .task import Task
 from .work import MAX_BACKOFF, TRANSIENT, TaskCallback, perform
 
@@ -195,19 +193,15 @@ class ForkingRunner:
     def _run_in_child(self, task: Task) -> None:
         self._supervision.in_child()
         set_title(f"blueque-task: {task.queue} {task.id}")
-        status = 0
-        try:
-            perform(self._client, task, self._callback, heartbeat_interval=self._interval)
-        except TaskNotOwned as exc:
-            logger.warning("Not running task %s: %s", task.id, exc)
-        except BaseException:
-            traceback.print_exc()
-            status = 1
-        finally:
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(status)
+
+        def body() -> int:
+            try:
+                perform(self._client, task, self._callback, heartbeat_interval=self._interval)
+            except TaskNotOwned as exc:
+                logger.warning("Not running task %s: %s", task.id, exc)
+            return 0
+
+        run_child(body)
 
     def _reap(self) -> None:
         while self._children:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -31,7 +29,7 @@ from .forking_runner import KILL_AFTER, describe_exit
 from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, listener_id_for
 from .proctitle import set_title
 from .replies import strings
-from .supervision import Supervision
+from .supervision import Supervision, run_child
 from .work import MAX_BACKOFF, TRANSIENT, TaskCallback, perform
 
 if TYPE_CHECKING:
@@ -184,17 +182,7 @@ class PreforkRunner:
         self._supervision.in_child()
         # SIGTERM from the parent: finish the task in hand, then leave.
         signal.signal(signal.SIGTERM, self._on_child_signal)
-        status = RECYCLE
-        try:
-            status = self._child_loop(burst)
-        except BaseException:
-            traceback.print_exc()
-            status = 1
-        finally:
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(status)
+        run_child(lambda: self._child_loop(burst))
 
     def _child_loop(self, burst: bool) -> int:
         listener = self._client.get_listener(

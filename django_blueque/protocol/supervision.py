@@ -8,16 +8,38 @@ sets flags (it must not take locks or touch Redis).
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import signal
+import sys
 import time
+import traceback
+from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 #: Longest sleep without a wakeup fd (signal handlers not installed): nothing
 #: else tells the process that a child ended.
 POLL_WITHOUT_SIGNALS = 0.05
+
+
+def run_child(body: Callable[[], int]) -> NoReturn:
+    """In a forked child: run ``body`` and leave with the status it returns (1 if it raised).
+
+    ``os._exit`` skips the parent's cleanup handlers, which are not the
+    child's to run; logs and output are flushed first.
+    """
+    status = 1
+    try:
+        status = body()
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
 
 class Supervision:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import time
 from types import FrameType
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
+
+from django_blueque.protocol.supervision import run_child
 
 from ._common import configure_logging, positive
 
@@ -71,18 +72,14 @@ class Command(BaseCommand):
         connections.close_all()
         pid = os.fork()
         if pid == 0:
-            status = 0
-            try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+            def body() -> int:
                 call_command(*self.roles[role])
-            except BaseException:
-                logger.exception("blueque_run: the %s stopped on an error", role)
-                status = 1
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(status)
+                return 0
+
+            run_child(body)
         self.children[pid] = role
         logger.info("blueque_run: %s started (process %d)", role, pid)
 
