@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import redis.exceptions
 
 from . import keys
+from .processes import pid_alive, process_alive
 from .queue import validate_queue_name
 from .replies import fields, flat_fields, optional_strings, string, string_or_none, string_set, strings
 from .task import PENDING, STARTED, Task
@@ -63,17 +64,6 @@ def parse_listener_id(listener_id: str) -> tuple[str, int] | None:
     if not host or not pid.isdigit():
         return None
     return host, int(pid)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _block_timeout(redis: Redis, wanted: float) -> float:
@@ -293,10 +283,12 @@ class Listener:
         dead_list = keys.reserved(queue, dead_id)
         # Oldest first; the list is bounded by what the dead listener ran.
         for task_id in reversed(strings(self._redis.lrange(dead_list, 0, -1))):
-            status, pid = optional_strings(self._redis.hmget(keys.task(task_id), ["status", "pid"]))
+            status, pid, token = optional_strings(
+                self._redis.hmget(keys.task(task_id), ["status", "pid", "process_token"])
+            )
             started_member = ""
             if status == STARTED and pid:
-                if pid.isdigit() and pid_alive(int(pid)):
+                if process_alive(pid, token):
                     continue  # its process outlived the listener and will finish it
                 started_member = keys.started_member(dead_id, pid, task_id)
             taken = self._scripts.reclaim(

@@ -30,8 +30,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from . import keys
-from .listener import DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, hostname, parse_listener_id, pid_alive
-from .processor import process_token
+from .listener import DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, hostname, parse_listener_id
+from .processes import pid_alive, process_alive
 from .replies import optional_strings, string, string_set, strings
 from .task import STARTED
 
@@ -49,13 +49,6 @@ def beat(redis: Redis, scripts: Scripts, listener_id: str | None, task_ids: Iter
     """Record a heartbeat for a listener and for tasks its processes run; returns server time."""
     now = scripts.beat(keys=[keys.heartbeats(), keys.task_heartbeats()], args=[listener_id or "", *task_ids])
     return float(string(now))
-
-
-def process_alive(pid: str | None, token: str | None) -> bool:
-    """Whether the process that started a task still runs on this host (pid and token agree)."""
-    if not pid or not pid.isdigit() or not pid_alive(int(pid)):
-        return False
-    return not token or process_token(int(pid)) == token
 
 
 def recover(

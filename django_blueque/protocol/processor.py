@@ -8,26 +8,13 @@ from typing import TYPE_CHECKING
 
 from . import keys
 from .errors import TaskNotOwned
+from .processes import process_token
 from .task import COMPLETE, FAILED, Task
 
 if TYPE_CHECKING:
     from redis import Redis
 
     from .scripts import Scripts
-
-
-def process_token(pid: int) -> str:
-    """What tells process ``pid`` from a later process given the same pid.
-
-    On Linux, its start time in clock ticks since boot (from ``/proc``); ``""``
-    where that cannot be read.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            # The command name (field 2) may hold spaces: count from its end.
-            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return ""
 
 
 class Processor:

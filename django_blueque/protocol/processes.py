@@ -1,0 +1,37 @@
+"""Is a process still running on this host? By pid, and by start time against pid reuse."""
+
+from __future__ import annotations
+
+import os
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_token(pid: int) -> str:
+    """What tells process ``pid`` from a later process given the same pid.
+
+    On Linux, its start time in clock ticks since boot (from ``/proc``); ``""``
+    where that cannot be read.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # The command name (field 2) may hold spaces: count from its end.
+            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def process_alive(pid: str | None, token: str | None) -> bool:
+    """Whether the process that started a task still runs on this host (pid and token agree)."""
+    if not pid or not pid.isdigit() or not pid_alive(int(pid)):
+        return False
+    return not token or process_token(int(pid)) == token
