@@ -69,6 +69,15 @@ def run_task(task: Task, *, manage_connections: bool = True) -> str | None:
             close_old_connections()
 
 
+def prepare(task: Task) -> None:
+    """Import a task's code in the worker process, so its forked children find it loaded."""
+    queue = get_settings().queues.get(task.queue or "")
+    if queue is not None and queue.handler is not None:
+        _handler(queue.handler)
+    else:
+        payload.resolve(payload.decode(task.parameters).task_path)
+
+
 def current_attempt(task: Task) -> int:
     """The number of the attempt now running (``task`` is the snapshot taken before it started)."""
     return int(task.fields.get("attempt") or 0) + 1

@@ -73,6 +73,7 @@ class ForkingRunner:
         max_recoveries: int = DEFAULT_MAX_RECOVERIES,
         grace: float | None = None,
         max_tasks: int | None = None,
+        prepare: Callable[[Task], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -84,6 +85,9 @@ class ForkingRunner:
         self._concurrency = concurrency
         self._limits = dict(queue_limits or {})
         self._before_fork = before_fork
+        # Run in this process before forking for a task, e.g. to import its
+        # code once here rather than in every child.
+        self._prepare = prepare
         self._timeout = listener_timeout
         self._interval = listener_timeout / 4
         self._block = min(block_timeout, self._interval)
@@ -181,6 +185,11 @@ class ForkingRunner:
         return [q for q in self._queues if running.get(q, 0) < self._limits.get(q, self._concurrency)]
 
     def _fork(self, task: Task) -> None:
+        if self._prepare is not None:
+            try:
+                self._prepare(task)
+            except Exception:  # the child will meet the same error and record it
+                logger.debug("Preparing task %s failed", task.id, exc_info=True)
         if self._before_fork is not None:
             self._before_fork()
         pid = os.fork()

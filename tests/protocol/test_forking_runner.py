@@ -132,3 +132,18 @@ def test_without_signal_handlers_a_full_runner_notices_a_finished_child_soon(cli
     forking_runner.run(client, "q", echo, 1, burst=True, install_signal_handlers=False, listener_timeout=60)
     assert time.monotonic() - started < 5
     assert [t.status for t in client.get_tasks(ids)] == ["complete", "complete"]
+
+
+def test_prepare_runs_in_the_runner_before_each_fork(client: Client) -> None:
+    ids = [client.get_queue("q").enqueue(str(i)) for i in range(3)]
+    prepared: list[str] = []
+
+    def prepare(task: Task) -> None:
+        prepared.append(task.id)
+        if task.parameters == "1":
+            raise ImportError("a broken task module: the child records the error")
+
+    runner = forking_runner.ForkingRunner(client, "q", echo, 1, prepare=prepare)
+    assert runner.run(burst=True) == 3
+    assert prepared == ids
+    assert [t.status for t in client.get_tasks(ids)] == ["complete"] * 3

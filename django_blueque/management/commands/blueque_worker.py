@@ -10,7 +10,7 @@ from django.db import connections
 
 from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
-from django_blueque.execution import run_task
+from django_blueque.execution import prepare, run_task
 from django_blueque.protocol.forking_runner import ForkingRunner
 from django_blueque.protocol.prefork_runner import PreforkRunner
 
@@ -60,7 +60,9 @@ class Command(BaseCommand):
         }
         runner: ForkingRunner | PreforkRunner
         if options["mode"] == "fork":
-            runner = ForkingRunner(get_client(), queues, run_task, concurrency, queue_limits=limits, **common)
+            runner = ForkingRunner(
+                get_client(), queues, run_task, concurrency, queue_limits=limits, prepare=prepare, **common
+            )
         else:
             runner = PreforkRunner(
                 get_client(),
