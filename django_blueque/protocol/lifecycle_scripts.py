@@ -155,7 +155,10 @@ if ARGV[1] ~= '' then
     redis.call('ZADD', KEYS[1], now, ARGV[1])
 end
 for i = 2, #ARGV do
-    redis.call('ZADD', KEYS[2], now, ARGV[i])
+    -- XX: only tasks already running (START adds them, an outcome removes
+    -- them), so a beat that comes just after a task finished cannot bring
+    -- it back.
+    redis.call('ZADD', KEYS[2], 'XX', now, ARGV[i])
 end
 return tostring(now)
 """

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from . import keys
 from .cron import Cron
 from .listener import DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES
+from .liveness import prune_heartbeats
 from .queue import DUE_BATCH, new_task_id
 from .replies import optional_strings, string, strings
 from .supervision import Supervision
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from .client import Client
 
 logger = logging.getLogger(__name__)
+
+#: Seconds a dead listener's heartbeat is kept before it is forgotten.
+HEARTBEAT_MEMORY = 24 * 3600.0
 
 #: What to do about occurrences a scheduler missed (all schedulers were down).
 RUN_ONCE, SKIP = "once", "skip"
@@ -143,6 +147,9 @@ class Scheduler:
                 report.periodic[entry.name] = outcome
         if time.monotonic() >= self._next_recovery:
             self._client.recover(queues, timeout=self._timeout, max_recoveries=self._max_recoveries)
+            # Recovery deregisters a dead listener within the timeout; its
+            # heartbeat is forgotten much later, once surely of no use.
+            prune_heartbeats(self._client.redis, max(HEARTBEAT_MEMORY, 10 * self._timeout))
             self._next_recovery = time.monotonic() + self._timeout / 2
         return report
 

@@ -49,7 +49,8 @@ def test_a_started_task_whose_process_still_beats_is_left_alone(client: Client, 
     gone = "far.example_1"
     db.zadd(keys.heartbeats(), {gone: 1.0})
     running = held(client, db, gone, "started", pid=1)
-    client.beat(None, [running])
+    db.zadd(keys.task_heartbeats(), {running: 1.0})  # as its start did, long ago
+    client.beat(None, [running])  # and its process beats still
     assert client.recover(["q"], timeout=2) == {"running": 1}
     assert client.get_task(running).status == "started"
     assert db.smembers(keys.listeners("q")) == {gone}  # still holds a task
@@ -88,3 +89,25 @@ def test_listeners_that_never_beat_are_judged_by_pid_and_process_start_time(clie
     elsewhere = f"other.example_{dead_pid()}"
     held(client, db, elsewhere, "reserved")
     assert client.recover(["q"], timeout=2) == {"running": 1}  # another host's: never judged by pid here
+
+
+def test_a_beat_just_after_a_task_finished_does_not_bring_it_back(client: Client, db: Redis) -> None:
+    task_id = client.get_queue("q").enqueue("x")
+    listener = client.get_listener("q", heartbeat=True)
+    task = listener.listen(timeout=1)
+    assert task is not None
+    processor = client.get_processor(task)
+    processor.start()
+    assert db.zscore(keys.task_heartbeats(), task_id) is not None
+    processor.complete("done")
+    listener.beat([task_id])  # the runner had not reaped the child yet
+    assert db.zcard(keys.task_heartbeats()) == 0
+
+
+def test_the_scheduler_forgets_heartbeats_of_listeners_long_gone(client: Client, db: Redis) -> None:
+    from django_blueque.protocol.scheduler import Scheduler
+
+    db.zadd(keys.heartbeats(), {"gone.example_1": 1.0})
+    client.beat("here.example_2")
+    Scheduler(client).tick()
+    assert db.zrange(keys.heartbeats(), 0, -1) == ["here.example_2"]
