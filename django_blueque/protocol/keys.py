@@ -51,6 +51,7 @@ Blueque 1.0.1 never reads them.
     listener's last heartbeat. A listener whose heartbeat is older than the
     listener timeout is dead, on whatever host it ran. Listeners that never
     beat (Blueque 1.0.1's) are judged by 1.0.1's rule: same host, pid gone.
+    Schedulers forget heartbeats older than a day.
 
 ``blueque_task_heartbeats`` (sorted set, *extension*)
     Member: task id. Score: Redis server time of the last heartbeat from the
