@@ -13,7 +13,7 @@ from django_blueque.connection import get_client
 from django_blueque.payload import NotADjangoTask
 from django_blueque.results import to_task_result
 
-from . import tasks
+from . import receivers, tasks
 from .work import QUEUE as RAW_QUEUE
 
 RECENT = 20
@@ -39,7 +39,8 @@ def index(request: HttpRequest) -> HttpResponse:
             continue
         rows.append({"id": result.id, "name": result.task.name, "result": result, "blueque": blueque_task})
     stats = client.queue_stats(list(get_settings().queues))
-    return render(request, "demo/index.html", {"rows": rows, "stats": stats.values(), "kinds": KINDS})
+    context = {"rows": rows, "stats": stats.values(), "kinds": KINDS, "signals": receivers.recent()}
+    return render(request, "demo/index.html", context)
 
 
 @require_POST

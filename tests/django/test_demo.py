@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.test import Client as HttpClient
 from django.urls import reverse
 
@@ -91,3 +92,16 @@ def test_a_separate_worker_process_runs_what_a_view_enqueued(client: HttpClient,
     assert "SUCCESSFUL" in row
     assert "euqeulB ,olleH" in row
     assert demo_blueque.get_task(raw).result == "cba"
+
+
+def test_the_page_shows_the_signals_the_monitor_sent(client: HttpClient, demo_blueque: Client) -> None:
+    quick = _enqueue(client, "quick")
+    failing = _enqueue(client, "fail")
+    run_pending_tasks("default")
+    call_command("blueque_monitor", "--burst")
+    table = client.get(reverse("demo:index")).content.decode().split('id="signals"')[1].split("</table>")[0]
+    assert f"<small>{quick}</small>" in table
+    assert f"<small>{failing}</small>" in table
+    assert "task_completed" in table
+    assert "task_failed" in table
+    assert "failing on purpose" in table
