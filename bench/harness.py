@@ -180,15 +180,24 @@ def setup_django(env: Environment, listener_timeout: float | None = None) -> Non
 
 
 class Worker:
-    """``manage.py blueque_worker ARGS`` in its own process group, its output in a log file."""
+    """``manage.py blueque_worker ARGS`` (or another command) in its own process group, its output in a log file."""
 
-    def __init__(self, env: Environment, name: str, args: Sequence[str], listener_timeout: float | None = None):
+    def __init__(
+        self,
+        env: Environment,
+        name: str,
+        args: Sequence[str],
+        listener_timeout: float | None = None,
+        *,
+        command: str = "blueque_worker",
+        extra_env: dict[str, str] | None = None,
+    ):
         self.name = name
         self.log_path = env.directory / f"{name}.log"
-        environ = {**os.environ, **worker_environment(env, listener_timeout)}
+        environ = {**os.environ, **worker_environment(env, listener_timeout), **(extra_env or {})}
         with open(self.log_path, "wb") as log_file:
             self.process = subprocess.Popen(
-                [sys.executable, str(MANAGE), "blueque_worker", *args],
+                [sys.executable, str(MANAGE), command, *args],
                 env=environ,
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,

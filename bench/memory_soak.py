@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
-import os
 import random
 import re
 import signal
@@ -65,15 +64,14 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
 from bench.harness import (  # noqa: E402 - needs the repository root on sys.path
     EXIT_TIMEOUT,
-    MANAGE,
     BenchError,
     Environment,
+    Worker,
     install_sigterm_handler,
     log,
     private_redis,
     setup_django,
     wait_for,
-    worker_environment,
 )
 
 QUEUE = "default"
@@ -189,40 +187,19 @@ class Tally:
                 self.unexpected.append(f"{task_id} ({what}): {status} {error or ''}".rstrip())
 
 
-class BluequeRun:
+class BluequeRun(Worker):
     """``manage.py blueque_run`` in its own process group, its output in a log file."""
 
     def __init__(self, env: Environment, ttl: float, listener_timeout: float) -> None:
-        self.log_path = env.directory / "blueque_run.log"
-        environ = {
-            **os.environ,
-            **worker_environment(env, listener_timeout),
-            "BLUEQUE_RESULT_TTL": repr(ttl),
-            "BLUEQUE_FAILED_RESULT_TTL": repr(ttl),
-        }
-        argv = [sys.executable, str(MANAGE), "blueque_run", QUEUE, "--concurrency", str(CONCURRENCY), "-v", "1"]
-        with open(self.log_path, "wb") as log_file:
-            self.process = subprocess.Popen(
-                argv,
-                env=environ,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: killed whole, children included
-            )
+        super().__init__(
+            env,
+            "blueque_run",
+            [QUEUE, "--concurrency", str(CONCURRENCY), "-v", "1"],
+            listener_timeout,
+            command="blueque_run",
+            extra_env={"BLUEQUE_RESULT_TTL": repr(ttl), "BLUEQUE_FAILED_RESULT_TTL": repr(ttl)},
+        )
         self.stopped_in_time: bool | None = None
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def output(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def tail(self, lines: int = 15) -> str:
-        return "\n".join(self.output().splitlines()[-lines:])
 
     def stop(self) -> None:
         """SIGTERM (passed on to the worker, scheduler and monitor), then SIGKILL the whole group."""
@@ -234,12 +211,7 @@ class BluequeRun:
                 self.stopped_in_time = True
             except subprocess.TimeoutExpired:
                 self.stopped_in_time = False
-        with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        try:
-            self.process.wait(timeout=EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            log(f"blueque_run (pid {self.process.pid}) did not exit after SIGKILL")
+        self.kill()
 
 
 def take_sample(redis: Any, elapsed: float, tally: Tally) -> Sample:
