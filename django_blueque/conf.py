@@ -27,6 +27,14 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from .protocol.keys import validate_queue_name
+from .protocol.liveness import (
+    DEFAULT_LISTENER_TIMEOUT,
+    DEFAULT_MAX_RECOVERIES,
+    DEFAULT_MAX_RELEASES,
+    MIN_LISTENER_TIMEOUT,
+)
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_QUEUE = "default"
 
@@ -44,10 +52,12 @@ KNOWN_KEYS = frozenset(
         "SCHEDULE",
         "RESULT_TTL",
         "FAILED_RESULT_TTL",
+        "LOST_REDIS",
+        "MAX_RELEASES",
     }
 )
-DEFAULT_LISTENER_TIMEOUT = 60.0
-DEFAULT_MAX_RECOVERIES = 3
+#: What a worker that cannot reach Redis does with its running tasks (see docs/worker.md).
+LOST_REDIS_CHOICES = ("continue", "stop")
 DEFAULT_RESULT_TTL = 24 * 3600.0
 DEFAULT_FAILED_RESULT_TTL = 7 * 24 * 3600.0
 QUEUE_KEYS = frozenset({"CONCURRENCY", "HANDLER"})
@@ -77,6 +87,11 @@ class BluequeSettings:
     listener_timeout: float = DEFAULT_LISTENER_TIMEOUT
     #: Times a task may lose its process (be recovered) before it fails.
     max_recoveries: int = DEFAULT_MAX_RECOVERIES
+    #: Times a task may be given back unfinished (shutdowns, recoveries) before it fails.
+    max_releases: int = DEFAULT_MAX_RELEASES
+    #: "continue": a worker cut off from Redis lets its tasks run on; "stop": it stops
+    #: them before anyone may recover them, so no task ever runs twice at once.
+    lost_redis: str = "continue"
     #: Seconds a reported complete (failed) task stays readable before deletion.
     result_ttl: float = DEFAULT_RESULT_TTL
     failed_result_ttl: float = DEFAULT_FAILED_RESULT_TTL
@@ -163,12 +178,14 @@ def _queue_problems(queues: Any) -> list[Problem]:
         ]
     found = []
     for name, options in queues.items():
-        if not isinstance(name, str) or not name or name != name.strip() or " " in name:
+        try:
+            validate_queue_name(name)
+        except ValueError:
             found.append(
                 Problem(
                     "django_blueque.E007",
                     f"Queue name {name!r} in BLUEQUE['QUEUES'] is not valid.",
-                    "Use a non-empty string without spaces.",
+                    "Use a non-empty string without whitespace.",
                 )
             )
             continue
@@ -227,11 +244,12 @@ def problems() -> list[Problem]:
 def _liveness_problems(raw: dict[str, Any]) -> list[Problem]:
     found = []
     timeout = raw.get("LISTENER_TIMEOUT", DEFAULT_LISTENER_TIMEOUT)
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < MIN_LISTENER_TIMEOUT:
         found.append(
             Problem(
                 "django_blueque.E012",
-                f"BLUEQUE['LISTENER_TIMEOUT'] must be a positive number of seconds, not {timeout!r}.",
+                f"BLUEQUE['LISTENER_TIMEOUT'] must be a number of seconds >= {MIN_LISTENER_TIMEOUT:g}, "
+                f"not {timeout!r}.",
                 "Workers beat four times per timeout; a dead worker's tasks are recovered after it.",
             )
         )
@@ -245,6 +263,24 @@ def _liveness_problems(raw: dict[str, Any]) -> list[Problem]:
                     "How long a finished task stays readable after the monitor reports it.",
                 )
             )
+    releases = raw.get("MAX_RELEASES", DEFAULT_MAX_RELEASES)
+    if not isinstance(releases, int) or isinstance(releases, bool) or releases < 1:
+        found.append(
+            Problem(
+                "django_blueque.E016",
+                f"BLUEQUE['MAX_RELEASES'] must be a whole number >= 1, not {releases!r}.",
+                "How many times a task may go back to pending unfinished (shutdowns, recoveries) before it fails.",
+            )
+        )
+    lost_redis = raw.get("LOST_REDIS", "continue")
+    if lost_redis not in LOST_REDIS_CHOICES:
+        found.append(
+            Problem(
+                "django_blueque.E017",
+                f"BLUEQUE['LOST_REDIS'] must be one of {', '.join(map(repr, LOST_REDIS_CHOICES))}, not {lost_redis!r}.",
+                "'continue' lets a worker cut off from Redis finish its tasks; 'stop' stops them (see docs/worker.md).",
+            )
+        )
     recoveries = raw.get("MAX_RECOVERIES", DEFAULT_MAX_RECOVERIES)
     if not isinstance(recoveries, int) or isinstance(recoveries, bool) or recoveries < 0:
         found.append(
@@ -279,6 +315,8 @@ def get_settings() -> BluequeSettings:
         },
         listener_timeout=float(raw.get("LISTENER_TIMEOUT", DEFAULT_LISTENER_TIMEOUT)),
         max_recoveries=int(raw.get("MAX_RECOVERIES", DEFAULT_MAX_RECOVERIES)),
+        max_releases=int(raw.get("MAX_RELEASES", DEFAULT_MAX_RELEASES)),
+        lost_redis=raw.get("LOST_REDIS", "continue"),
         result_ttl=float(raw.get("RESULT_TTL", DEFAULT_RESULT_TTL)),
         failed_result_ttl=float(raw.get("FAILED_RESULT_TTL", DEFAULT_FAILED_RESULT_TTL)),
     )

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis as redis_py
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from . import introspection, keys, liveness
-from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, Listener
+from .listener import (
+    DEFAULT_BLOCK_TIMEOUT,
+    DEFAULT_LISTENER_TIMEOUT,
+    DEFAULT_MAX_RECOVERIES,
+    DEFAULT_MAX_RELEASES,
+    Listener,
+)
 from .processor import Processor
 from .queue import Queue
 from .replies import fields
@@ -24,8 +31,17 @@ class Client:
     ``Client("redis://host:port/db")`` as in Blueque 1.0.1, or
     ``Client(hostname="localhost", port=6379, db=0)``, or
     ``Client(redis=existing_client)`` to share a ``redis.Redis`` and its
-    connection pool (decoding responses or not). Extra keyword arguments go to ``redis.Redis``. No connection is
-    opened until the first command.
+    connection pool (decoding responses or not). Extra keyword arguments go
+    to ``redis.Redis``. No connection is opened until the first command.
+
+    Commands are never resent by redis-py on its own: a move from one list to
+    another whose reply was lost would move a second task when resent, while
+    the first stayed behind. The protocol retries what is safe to retry
+    itself. A client built here has redis-py's retries turned off; one passed
+    in must have them off too (``retry=Retry(NoBackoff(), 0)``, the default
+    of a client made from a URL), or ``ValueError`` is raised. Replies are
+    decoded with ``surrogateescape``, so a field that is not UTF-8 cannot
+    crash a reader; the listener fails such a task instead of running it.
     """
 
     def __init__(
@@ -41,19 +57,32 @@ class Client:
         if sum(x is not None for x in (url, hostname, redis)) != 1:
             raise TypeError("Client needs exactly one of: a URL, hostname=..., or redis=...")
         if redis is not None:
+            resends = redis.get_retry()
+            if resends is not None and resends.get_retries() > 0:
+                raise ValueError(
+                    "This redis client resends commands after a connection error, which can move a task twice; "
+                    "give it retry=Retry(NoBackoff(), 0)"
+                )
             self._redis = redis
-        elif url is not None:
-            self._redis = redis_py.Redis.from_url(url, decode_responses=True, **redis_kwargs)
         else:
-            self._redis = redis_py.Redis(
-                host=hostname or "localhost", port=port, db=db, decode_responses=True, **redis_kwargs
-            )
+            options: dict[str, Any] = {"decode_responses": True, "encoding_errors": "surrogateescape"}
+            options.update(redis_kwargs)
+            options.setdefault("retry", Retry(NoBackoff(), 0))
+            if url is not None:
+                self._redis = redis_py.Redis.from_url(url, **options)
+            else:
+                self._redis = redis_py.Redis(host=hostname or "localhost", port=port, db=db, **options)
         self._scripts = Scripts(self._redis)
 
     @property
     def redis(self) -> redis_py.Redis:
         """The underlying redis-py client (responses decoded to ``str``)."""
         return self._redis
+
+    @property
+    def scripts(self) -> Scripts:
+        """The protocol's Lua scripts, registered on :attr:`redis`."""
+        return self._scripts
 
     def close(self) -> None:
         self._redis.close()
@@ -80,13 +109,16 @@ class Client:
         block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
         listener_id: str | None = None,
         heartbeat: bool = False,
+        timeout: float = DEFAULT_LISTENER_TIMEOUT,
         max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+        max_releases: int = DEFAULT_MAX_RELEASES,
     ) -> Listener:
         """A listener on one queue or, served in the order given, several.
 
-        ``heartbeat``: the caller will call :meth:`Listener.beat` regularly,
-        so other hosts can tell when it dies (runners do). A listener without
-        one is judged as Blueque 1.0.1 judges listeners: same host, pid gone.
+        ``heartbeat``: the caller will call :meth:`Listener.beat` four times
+        per ``timeout``, so other hosts can tell when it dies (runners do). A
+        listener without one is judged as Blueque 1.0.1 judges listeners:
+        same host, pid gone.
         """
         return Listener(
             self._redis,
@@ -96,38 +128,39 @@ class Client:
             block_timeout=block_timeout,
             listener_id=listener_id,
             heartbeat=heartbeat,
+            timeout=timeout,
             max_recoveries=max_recoveries,
+            max_releases=max_releases,
         )
 
-    def recover(
+    def recovery(
         self,
         queues: Sequence[str],
         *,
         timeout: float = DEFAULT_LISTENER_TIMEOUT,
         max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+        max_releases: int = DEFAULT_MAX_RELEASES,
         exclude: Sequence[str] = (),
-    ) -> Counter[str]:
-        """Recover the tasks of dead listeners of ``queues``; see :mod:`.liveness`."""
-        return liveness.recover(
-            self._redis, self._scripts, queues, timeout=timeout, max_recoveries=max_recoveries, exclude=exclude
-        )
+    ) -> liveness.Recovery:
+        """A watch over the listeners of ``queues`` that recovers the tasks of dead ones; see :mod:`.liveness`.
 
-    def recover_listener(
-        self, queue: str, listener_id: str, *, timeout: float, max_recoveries: int, force: bool = False
-    ) -> Counter[str]:
-        return liveness.recover_listener(
+        Call its ``poll()`` every ``interval`` seconds, and ``forget()`` after
+        a Redis error: a listener is judged dead only once this process has
+        watched its heartbeat stand still for the listener's own timeout.
+        """
+        return liveness.Recovery(
             self._redis,
             self._scripts,
-            queue,
-            listener_id,
+            queues,
             timeout=timeout,
             max_recoveries=max_recoveries,
-            force=force,
+            max_releases=max_releases,
+            exclude=exclude,
         )
 
     def beat(self, listener_id: str | None, task_ids: Sequence[str] = ()) -> float:
         """Record heartbeats for a listener and tasks; returns the server time."""
-        return liveness.beat(self._redis, self._scripts, listener_id, task_ids)
+        return liveness.beat(self._scripts, beater=listener_id, owner=listener_id or "", runs=task_ids)[0]
 
     def get_processor(self, task: Task) -> Processor:
         return Processor(self._redis, self._scripts, task)

@@ -1,5 +1,7 @@
 """Exceptions of the protocol core."""
 
+import math
+
 
 class BluequeError(Exception):
     """Base class of the protocol's own errors."""
@@ -7,6 +9,14 @@ class BluequeError(Exception):
 
 class TaskNotOwned(BluequeError):
     """The task is no longer this listener's to run: recovery gave it to another."""
+
+
+class MalformedTask(TaskNotOwned):
+    """The task's data cannot be used (bad counters, fields that are not UTF-8).
+
+    Recorded as the exception of such a task, which fails without running;
+    raised by :meth:`Processor.start` when it finds one.
+    """
 
 
 class Retry(BluequeError):
@@ -19,8 +29,11 @@ class Retry(BluequeError):
     """
 
     def __init__(self, delay: float = 0.0, message: str = "") -> None:
+        delay = float(delay)
+        if not math.isfinite(delay) or delay < 0:
+            raise ValueError(f"Retry needs a finite delay of seconds >= 0, not {delay!r}")
         super().__init__(message or f"retry in {delay:g}s")
-        self.delay = max(float(delay), 0.0)
+        self.delay = delay
 
 
 class WorkerLost(BluequeError):

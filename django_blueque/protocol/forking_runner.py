@@ -2,8 +2,13 @@
 
 The runner takes a task only when one of its slots is free (no prefetch) and
 never times a task out. It keeps a heartbeat for its listener and for the
-tasks its children run, and now and then recovers the tasks of dead
-listeners on its queues (see :mod:`.liveness`).
+tasks its children run, and watches the other listeners of its queues to
+recover the tasks of dead ones (see :mod:`.liveness`). A heartbeat that says
+a child's task was taken over by another worker (this one was cut off from
+Redis for longer than the listener timeout) stops that child at once. With
+``lost_redis="stop"`` the runner stops its children itself once it has gone
+three quarters of the timeout without a heartbeat, before anyone may take
+their tasks over; they go back to pending when Redis answers again.
 
 Stopping: SIGTERM or SIGINT stops taking tasks and waits for the running
 ones; with ``grace``, those still running after that many seconds are
@@ -23,12 +28,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import liveness
 from .errors import TaskNotOwned
-from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES
+from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
+from .liveness import MIN_LISTENER_TIMEOUT, Run, beat_interval, reconnect_backoff_cap
 from .proctitle import set_title
 from .supervision import Supervision, run_child
 from .task import Task
-from .work import MAX_BACKOFF, TRANSIENT, TaskCallback, perform
+from .work import (
+    EXIT_REDIS_LOST,
+    EXIT_TAKEN_OVER,
+    TRANSIENT,
+    Heartbeat,
+    RedisWatchdog,
+    TaskCallback,
+    perform,
+    stop_after_redis_lost,
+)
 
 if TYPE_CHECKING:
     from .client import Client
@@ -40,11 +56,33 @@ logger = logging.getLogger(__name__)
 KILL_AFTER = 10.0
 
 
+#: What a worker does with its running tasks when it cannot reach Redis.
+CONTINUE, STOP = "continue", "stop"
+
+
 @dataclass
 class Child:
     task: Task
     queue: str
+    #: The attempt its start records (the task's count so far, plus one).
+    attempt: int
     stop_sent_at: float | None = None
+    #: Stopped because another worker took its task over, or because Redis was lost.
+    taken_over: bool = False
+    redis_lost: bool = False
+
+    def run(self, pid: int) -> Run:
+        return Run(self.task.id, pid, self.attempt)
+
+
+def check_options(concurrency: int, listener_timeout: float, lost_redis: str) -> None:
+    """Refuse options no runner can work with."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    if listener_timeout < MIN_LISTENER_TIMEOUT:
+        raise ValueError(f"listener_timeout must be at least {MIN_LISTENER_TIMEOUT:g}s, not {listener_timeout}")
+    if lost_redis not in (CONTINUE, STOP):
+        raise ValueError(f"lost_redis must be {CONTINUE!r} or {STOP!r}, not {lost_redis!r}")
 
 
 def describe_exit(status: int) -> str:
@@ -71,14 +109,13 @@ class ForkingRunner:
         before_fork: Callable[[], None] | None = None,
         listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
         max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+        max_releases: int = DEFAULT_MAX_RELEASES,
+        lost_redis: str = CONTINUE,
         grace: float | None = None,
         max_tasks: int | None = None,
         prepare: Callable[[Task], None] | None = None,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
-        if listener_timeout <= 0:
-            raise ValueError(f"listener_timeout must be positive, not {listener_timeout}")
+        check_options(concurrency, listener_timeout, lost_redis)
         self._client = client
         self._queues = (queues,) if isinstance(queues, str) else tuple(queues)
         self._callback = task_callback
@@ -89,9 +126,11 @@ class ForkingRunner:
         # code once here rather than in every child.
         self._prepare = prepare
         self._timeout = listener_timeout
-        self._interval = listener_timeout / 4
+        self._interval = beat_interval(listener_timeout)
         self._block = min(block_timeout, self._interval)
         self._max_recoveries = max_recoveries
+        self._max_releases = max_releases
+        self._redis_lost_after = stop_after_redis_lost(listener_timeout) if lost_redis == STOP else None
         self._grace = grace
         self._max_tasks = max_tasks
         self._children: dict[int, Child] = {}
@@ -110,39 +149,72 @@ class ForkingRunner:
         """
         self._supervision.open(install_signal_handlers=install_signal_handlers)
         listener = self._client.get_listener(
-            *self._queues, block_timeout=self._block, heartbeat=True, max_recoveries=self._max_recoveries
+            *self._queues,
+            block_timeout=self._block,
+            heartbeat=True,
+            timeout=self._timeout,
+            max_recoveries=self._max_recoveries,
+            max_releases=self._max_releases,
         )
+        recovery = self._client.recovery(
+            self._queues,
+            timeout=self._timeout,
+            max_recoveries=self._max_recoveries,
+            max_releases=self._max_releases,
+            exclude=[listener.id],
+        )
+        watchdog = None if self._redis_lost_after is None else RedisWatchdog(self._redis_lost_after, self._redis_lost)
         try:
-            self._recover_earlier_self(listener)
-            self._serve(listener, burst)
+            self._serve(listener, recovery, watchdog, burst)
         except BaseException:
             logger.exception("Runner stopping after an unexpected error")
             self.stop()
             raise
         finally:
-            self._finish(listener)
+            self._finish(listener, watchdog)
+            if watchdog is not None:
+                watchdog.stop()
             listener.close()
             self._supervision.close()
         return self.tasks_run
 
-    def _recover_earlier_self(self, listener: Listener) -> None:
-        # A process that had our pid before us (and so our listener id) may
-        # have left tasks in our reserved lists: deal with them first.
-        for queue in self._queues:
-            self._client.recover_listener(
-                queue, listener.id, timeout=self._timeout, max_recoveries=self._max_recoveries, force=True
-            )
+    def _beat(self, listener: Listener, watchdog: RedisWatchdog | None) -> None:
+        """Beat for the listener and every child's run; stop the children whose task was taken over."""
+        sent = time.monotonic()
+        taken = set(listener.beat(child.run(pid) for pid, child in list(self._children.items())))
+        if watchdog is not None:
+            watchdog.beat_sent(sent)
+        for pid, child in list(self._children.items()):
+            if child.task.id in taken and not child.taken_over:
+                logger.warning(
+                    "Task %s (process %d) was taken over by another worker while this one was cut off; stopping it",
+                    child.task.id,
+                    pid,
+                )
+                child.taken_over = True
+                os.kill(pid, signal.SIGKILL)
 
-    def _serve(self, listener: Listener, burst: bool) -> None:
+    def _redis_lost(self) -> None:
+        """From the watchdog's thread: no heartbeat for too long; stop every child before it is taken over."""
+        for pid, child in list(self._children.items()):
+            if not child.redis_lost:
+                logger.warning("Stopping task %s (process %d): Redis is out of reach", child.task.id, pid)
+                child.redis_lost = True
+                os.kill(pid, signal.SIGKILL)
+
+    def _serve(
+        self, listener: Listener, recovery: liveness.Recovery, watchdog: RedisWatchdog | None, burst: bool
+    ) -> None:
         next_beat = next_recovery = 0.0
         backoff = 0.0
+        max_backoff = reconnect_backoff_cap(self._timeout)
         while True:
             try:
                 self._reap()
                 self._settle(listener)
                 now = time.monotonic()
                 if now >= next_beat:
-                    listener.beat(child.task.id for child in self._children.values())
+                    self._beat(listener, watchdog)
                     next_beat = now + self._interval
                 if self._supervision.stopping:
                     if not self._children and not self._unsettled:
@@ -151,28 +223,28 @@ class ForkingRunner:
                     self._supervision.wait(min(next_beat - now, 1.0))
                     continue
                 if now >= next_recovery:
-                    self._client.recover(
-                        self._queues, timeout=self._timeout, max_recoveries=self._max_recoveries, exclude=[listener.id]
-                    )
-                    next_recovery = now + self._timeout / 2 * random.uniform(0.75, 1.25)
+                    recovery.poll()
+                    next_recovery = now + recovery.interval * random.uniform(0.8, 1.0)
                 if self._max_tasks is not None and self.tasks_run >= self._max_tasks:
                     self.stop()
                     continue
                 eligible = self._eligible_queues()
                 if not eligible:
-                    self._supervision.wait(next_beat - now)
+                    self._supervision.wait(min(next_beat, next_recovery) - now)
                     continue
                 set_title(f"blueque-worker: listening on {', '.join(eligible)} ({len(self._children)} running)")
-                task = listener.listen(timeout=0 if burst else self._block, queues=eligible)
+                task = listener.listen(timeout=0 if burst else min(self._block, recovery.interval), queues=eligible)
                 backoff = 0.0
                 if task is not None:
                     self._fork(task)
                 elif burst:
                     if not self._children:
                         return
-                    self._supervision.wait(next_beat - now)
+                    self._supervision.wait(min(next_beat, next_recovery) - now)
             except TRANSIENT as exc:
-                backoff = min(backoff * 2 or 0.1, MAX_BACKOFF)
+                # Whatever was seen of others before the error no longer counts.
+                recovery.forget()
+                backoff = min(backoff * 2 or 0.1, max_backoff)
                 logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 self._supervision.wait(backoff)
 
@@ -195,7 +267,8 @@ class ForkingRunner:
         pid = os.fork()
         if pid == 0:
             self._run_in_child(task)
-        self._children[pid] = Child(task, task.queue or "")
+        # The reserve script checked that the count is a whole number.
+        self._children[pid] = Child(task, task.queue or "", int(task.fields.get("attempt") or 0) + 1)
         self.tasks_run += 1
         logger.info("Task %s runs in process %d", task.id, pid)
 
@@ -203,9 +276,16 @@ class ForkingRunner:
         self._supervision.in_child()
         set_title(f"blueque-task: {task.queue} {task.id}")
 
+        owner = task.node or ""
+
+        def beat(runs: list[Run]) -> list[str]:
+            return liveness.beat(self._client.scripts, beater=None, owner=owner, runs=runs)[1]
+
+        heartbeat = Heartbeat(self._interval, beat, self._redis_lost_after)
+
         def body() -> int:
             try:
-                perform(self._client, task, self._callback, heartbeat_interval=self._interval)
+                perform(self._client, task, self._callback, heartbeat=heartbeat)
             except TaskNotOwned as exc:
                 logger.warning("Not running task %s: %s", task.id, exc)
             return 0
@@ -218,9 +298,15 @@ class ForkingRunner:
             if pid == 0:
                 return
             child = self._children.pop(pid, None)
-            if child is None or (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            if child is None or code == 0:
                 continue
-            if self._supervision.stopping and (
+            if child.taken_over or code == EXIT_TAKEN_OVER:
+                logger.warning("Task %s: its run here was stopped; another worker runs it", child.task.id)
+                continue
+            if child.redis_lost or code == EXIT_REDIS_LOST:
+                self._unsettled.append((child, None))  # back to pending once Redis answers
+            elif self._supervision.stopping and (
                 child.stop_sent_at is not None or (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
             ):
                 # Stopped by us or with us (a SIGTERM to the whole group): not its fault.
@@ -234,7 +320,7 @@ class ForkingRunner:
         """Give back the tasks of children that ended without an outcome (kept until Redis takes them)."""
         while self._unsettled:
             child, lost = self._unsettled[0]
-            outcome = listener.give_back(child.task, lost=lost)
+            outcome = listener.give_back(child.task, lost=lost, attempt=child.attempt)
             logger.info("Task %s %s", child.task.id, outcome)
             self._unsettled.pop(0)
 
@@ -253,7 +339,7 @@ class ForkingRunner:
             elif now - child.stop_sent_at >= KILL_AFTER:
                 os.kill(pid, signal.SIGKILL)
 
-    def _finish(self, listener: Listener) -> None:
+    def _finish(self, listener: Listener, watchdog: RedisWatchdog | None) -> None:
         """Wait for every child and settle its task, whatever stopped the loop."""
         self.stop()
         while self._children or self._unsettled:
@@ -261,7 +347,7 @@ class ForkingRunner:
                 self._reap()
                 self._settle(listener)
                 if self._children:
-                    listener.beat(child.task.id for child in self._children.values())
+                    self._beat(listener, watchdog)
                     self._stop_children_past_grace()
                     self._supervision.wait(min(self._interval, 1.0))
             except TRANSIENT as exc:
@@ -281,6 +367,8 @@ def run(
     before_fork: Callable[[], None] | None = None,
     listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
     max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+    max_releases: int = DEFAULT_MAX_RELEASES,
+    lost_redis: str = CONTINUE,
     grace: float | None = None,
     max_tasks: int | None = None,
 ) -> int:
@@ -300,6 +388,8 @@ def run(
         before_fork=before_fork,
         listener_timeout=listener_timeout,
         max_recoveries=max_recoveries,
+        max_releases=max_releases,
+        lost_redis=lost_redis,
         grace=grace,
         max_tasks=max_tasks,
     )

@@ -28,7 +28,13 @@ Blueque 1.0.1 never reads them.
     Ids of finished tasks, newest on the left, until they are deleted.
 
 ``blueque_listeners_<queue>`` (set)
-    Listener ids, ``"<fqdn>_<pid>"``, of the listeners on a queue.
+    Listener ids of the listeners on a queue: ``"<fqdn>_<pid>"`` (1.0.1's form,
+    for listeners that do not beat), or ``"<fqdn>-<token>_<pid>"`` for the
+    listeners of django-blueque's runners, where ``<token>`` is random per
+    worker, so that ids stay unique where hosts share a name (``localhost``)
+    or containers reuse pids. 1.0.1 parses both (``rsplit("_", 1)``) and, the
+    host part not being its own, never claims the second kind. A listener's
+    heartbeat adds it back if recovery removed it while it was silent.
 
 ``blueque_task_<task id>`` (hash)
     All the data of one task. Fields of 1.0: ``status`` (``scheduled``,
@@ -49,9 +55,17 @@ Blueque 1.0.1 never reads them.
 ``blueque_heartbeats`` (sorted set, *extension*)
     Member: listener id. Score: Redis server time (epoch seconds) of the
     listener's last heartbeat. A listener whose heartbeat is older than the
-    listener timeout is dead, on whatever host it ran. Listeners that never
-    beat (Blueque 1.0.1's) are judged by 1.0.1's rule: same host, pid gone.
-    Schedulers forget heartbeats older than a day.
+    listener timeout is dead, on whatever host it ran; an observer judges
+    that by watching the score not change, on its own clock, for that long
+    (see liveness.py). Listeners that never beat (Blueque 1.0.1's) are judged
+    by 1.0.1's rule: same host, pid gone. Schedulers forget heartbeats older
+    than a day of ids that no queue and no monitor set lists any more.
+
+``blueque_listener_timeouts`` (hash, *extension*)
+    Field: listener (or monitor) id. Value: the seconds of silence after which
+    that listener is dead, as it was configured, so whoever judges it uses
+    its own timeout. A listener with an entry here beats; one without (1.0.1's)
+    is judged by 1.0.1's rule.
 
 ``blueque_task_heartbeats`` (sorted set, *extension*)
     Member: task id. Score: Redis server time of the last heartbeat from the
@@ -184,17 +198,79 @@ def monitoring(monitor_id: str) -> str:
     return _key("monitoring", monitor_id)
 
 
+def listener_timeouts() -> str:
+    """Hash of listener (and monitor) id to its own timeout in seconds (extension)."""
+    return _key("listener_timeouts")
+
+
 def channel(queue: str) -> str:
     """Pub/sub channel announcing new pending tasks on ``queue`` (extension)."""
     return _key("channel", queue)
 
 
-def started_member(listener_id: str, pid: int | str, task_id: str) -> str:
+# Names and composite values. Every value that two places write and read has
+# one encoding function and one parsing function here.
+
+
+def validate_queue_name(name: str) -> str:
+    """Return ``name`` if it can name a queue, else raise ``ValueError``.
+
+    A queue name is a non-empty string without whitespace: it is part of key
+    names and of the space-separated entries below.
+    """
+    if not isinstance(name, str) or not name or any(char.isspace() for char in name):
+        raise ValueError(f"A queue name must be a non-empty string without whitespace, not {name!r}")
+    return name
+
+
+def validate_task_id(task_id: str) -> str:
+    """Return ``task_id`` if it can name a task (non-empty, no whitespace), else raise ``ValueError``."""
+    if not isinstance(task_id, str) or not task_id or any(char.isspace() for char in task_id):
+        raise ValueError(f"A task id must be a non-empty string without whitespace, not {task_id!r}")
+    return task_id
+
+
+def listener_id(node: str, pid: int) -> str:
+    """A listener id, ``"<node>_<pid>"`` (Blueque 1.0.1's form, whatever the node name)."""
+    return f"{node}_{pid}"
+
+
+def parse_listener_id(listener: str) -> tuple[str, int] | None:
+    """Split ``"<node>_<pid>"`` as Blueque 1.0.1 does; ``None`` for an id of another form."""
+    node, _, pid = listener.rpartition("_")
+    if not node or not pid.isdigit():
+        return None
+    return node, int(pid)
+
+
+def started_member(listener: str, pid: int | str, task_id: str) -> str:
     """The member of :func:`started` that stands for one running task."""
-    return f"{listener_id} {pid} {task_id}"
+    return f"{listener} {pid} {task_id}"
 
 
 def parse_started_member(member: str) -> tuple[str, str, str]:
     """Split a :func:`started` member into ``(listener id, pid, task id)``."""
-    listener_id, pid, task_id = member.rsplit(" ", 2)
-    return listener_id, pid, task_id
+    listener, pid, task_id = member.rsplit(" ", 2)
+    return listener, pid, task_id
+
+
+def monitoring_entry(queue: str, status: str, task_id: str) -> str:
+    """An entry of :func:`monitoring`: ``"<queue> <status> <task id>"``."""
+    return f"{queue} {status} {task_id}"
+
+
+def parse_monitoring_entry(entry: str) -> tuple[str, str, str]:
+    """Split a :func:`monitoring` entry into ``(queue, status, task id)``."""
+    queue, status, task_id = entry.split(" ", 2)
+    return queue, status, task_id
+
+
+def retrying_entry(task_id: str, attempt: int | str) -> str:
+    """An entry of :func:`retrying`: ``"<task id>:<attempt>"``."""
+    return f"{task_id}:{attempt}"
+
+
+def parse_retrying_entry(entry: str) -> tuple[str, str]:
+    """Split a :func:`retrying` entry into ``(task id, attempt)``."""
+    task_id, _, attempt = entry.rpartition(":")
+    return task_id, attempt

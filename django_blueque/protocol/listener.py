@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
-from functools import cache
 from typing import TYPE_CHECKING
 
 import redis.exceptions
 
-from . import keys
+from . import keys, liveness
+from .identity import hostname, plain_listener_id, unique_node
+from .keys import parse_listener_id, validate_queue_name
+from .liveness import DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES, Run
 from .processes import pid_alive, process_alive
-from .queue import validate_queue_name
 from .replies import fields, flat_fields, optional_strings, string, string_or_none, string_set, strings
 from .task import PENDING, STARTED, Task
 
@@ -37,10 +37,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Default seconds without a heartbeat after which a listener is dead.
-DEFAULT_LISTENER_TIMEOUT = 60.0
-#: Default number of times a task may lose its process before it fails.
-DEFAULT_MAX_RECOVERIES = 3
+__all__ = [
+    "DEFAULT_BLOCK_TIMEOUT",
+    "DEFAULT_LISTENER_TIMEOUT",
+    "DEFAULT_MAX_RECOVERIES",
+    "DEFAULT_MAX_RELEASES",
+    "Listener",
+    "hostname",
+    "parse_listener_id",
+]
 
 #: Longest single blocking call, in seconds. An idle listener polls once per
 #: period (one BLMOVE; or, on several queues, one script running one EXISTS)
@@ -48,22 +53,15 @@ DEFAULT_MAX_RECOVERIES = 3
 DEFAULT_BLOCK_TIMEOUT = 2.0
 
 
-@cache
-def hostname() -> str:
-    """This node's name, as used in listener ids (``socket.getfqdn()``, as in 1.0.1)."""
-    return socket.getfqdn()
-
-
-def listener_id_for(pid: int) -> str:
-    return f"{hostname()}_{pid}"
-
-
-def parse_listener_id(listener_id: str) -> tuple[str, int] | None:
-    """Split ``"<host>_<pid>"``; ``None`` for an id of another form."""
-    host, _, pid = listener_id.rpartition("_")
-    if not host or not pid.isdigit():
-        return None
-    return host, int(pid)
+def undecodable_fields(task: Task) -> list[str]:
+    """The fields of a task that are not valid UTF-8 (read with ``surrogateescape``)."""
+    bad = []
+    for name, value in task.fields.items():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            bad.append(name)
+    return bad
 
 
 def _block_timeout(redis: Redis, wanted: float) -> float:
@@ -79,7 +77,11 @@ class Listener:
     """Takes tasks from one or more queues for one process. Made by :meth:`Client.get_listener`.
 
     Creating a listener registers it in each queue's listener set, as 1.0.1
-    does; :meth:`close` removes it again once it holds no task.
+    does; :meth:`close` removes it again once it holds no task. A listener
+    with ``heartbeat`` must call :meth:`beat` every
+    :func:`~.liveness.beat_interval` of its ``timeout``, which it publishes so
+    that others judge it by it; its id then carries a random token
+    (see identity.py).
     """
 
     def __init__(
@@ -92,7 +94,9 @@ class Listener:
         block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
         listener_id: str | None = None,
         heartbeat: bool = False,
+        timeout: float = DEFAULT_LISTENER_TIMEOUT,
         max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+        max_releases: int = DEFAULT_MAX_RELEASES,
     ) -> None:
         if not queue_names:
             raise ValueError("A listener needs at least one queue")
@@ -103,18 +107,22 @@ class Listener:
         self._scripts = scripts
         self._task_factory = task_factory
         self._block = _block_timeout(redis, block_timeout)
-        self._id = listener_id or listener_id_for(os.getpid())
+        if listener_id is None:
+            listener_id = keys.listener_id(unique_node(), os.getpid()) if heartbeat else plain_listener_id(os.getpid())
+        self._id = listener_id
         self._pubsub: PubSub | None = None
         # Set when a move may have happened without our seeing its reply.
         self._check_own_lists = True
         # A task taken whose status update may not have happened.
         self._unmarked: tuple[str, str] | None = None
         self._heartbeat = heartbeat
+        self.timeout = timeout
         self.max_recoveries = max_recoveries
+        self.max_releases = max_releases
         for queue in self._queues:
             scripts.register(
-                keys=[keys.listeners(queue), keys.queues(), keys.heartbeats()],
-                args=[self._id, queue, "1" if heartbeat else ""],
+                keys=[keys.listeners(queue), keys.queues(), keys.heartbeats(), keys.listener_timeouts()],
+                args=[self._id, queue, timeout if heartbeat else ""],
             )
 
     def __repr__(self) -> str:
@@ -236,15 +244,30 @@ class Listener:
                 self._pubsub = None
 
     def _reserve(self, queue: str, task_id: str) -> Task | None:
-        reply = self._scripts.reserve(
-            keys=[keys.task(task_id), keys.reserved(queue, self._id)],
-            args=[task_id, self._id, time.time()],
+        reply = strings(
+            self._scripts.reserve(
+                keys=[keys.task(task_id), keys.reserved(queue, self._id), keys.failed(queue)],
+                args=[task_id, self._id, time.time()],
+            )
         )
-        if len(reply) % 2:
-            status = string_or_none(reply[0]) or None
-            logger.warning("Dropped task id %s from queue %s: its status is %r, not pending", task_id, queue, status)
+        outcome = reply[0]
+        if outcome == "dropped":
+            logger.warning("Dropped task id %s from queue %s: its status is %r, not pending", task_id, queue, reply[1])
             return None
-        return self._task_factory(task_id, flat_fields(reply))
+        if outcome == "rejected":
+            logger.error("Task %s of queue %s failed without running: Malformed task: %s", task_id, queue, reply[1])
+            return None
+        if outcome == "gone":
+            logger.warning("Task %s was recovered from this listener before it was marked reserved", task_id)
+            return None
+        task = self._task_factory(task_id, flat_fields(reply[1:]))
+        bad = undecodable_fields(task)
+        if bad:
+            reason = f"its {', '.join(bad)} field{'s are' if len(bad) > 1 else ' is'} not valid UTF-8"
+            self.give_back(task, reject=reason)
+            logger.error("Task %s of queue %s failed without running: Malformed task: %s", task_id, queue, reason)
+            return None
+        return task
 
     def _resume_own(self) -> Task | None:
         """Reserve a task left in our own list by a move whose reply was lost."""
@@ -304,24 +327,42 @@ class Listener:
     def _deregister(self, queue: str, listener_id: str) -> bool:
         return bool(
             self._scripts.deregister(
-                keys=[keys.listeners(queue), keys.queues(), keys.reserved(queue, listener_id)],
-                args=[listener_id, queue],
+                keys=[keys.listeners(queue), keys.queues(), keys.reserved(queue, listener_id), keys.heartbeats()],
+                args=[listener_id, queue, "*"],
             )
         )
 
-    def beat(self, task_ids: Iterable[str] = ()) -> None:
-        """Record this listener's heartbeat, and one for each task its processes run."""
-        self._scripts.beat(keys=[keys.heartbeats(), keys.task_heartbeats()], args=[self._id, *task_ids])
+    def beat(self, runs: Iterable[Run | str] = ()) -> list[str]:
+        """Record this listener's heartbeat, and one for each task run its processes have.
 
-    def give_back(self, task: Task, *, lost: str | None = None, attempt: int | None = None) -> str:
+        Puts the listener back in its queues' listener sets if recovery took
+        it out while it was silent. Returns the ids of the runs that are no
+        longer ours (another worker took the task over): stop them.
+        """
+        _, taken = liveness.beat(
+            self._scripts,
+            beater=self._id,
+            owner=self._id,
+            timeout=self.timeout,
+            registries=[(keys.listeners(queue), queue) for queue in self._queues],
+            runs=runs,
+        )
+        return taken
+
+    def give_back(
+        self, task: Task, *, lost: str | None = None, attempt: int | None = None, reject: str | None = None
+    ) -> str:
         """Return a task of ours whose run ended without an outcome.
 
-        Without ``lost`` the task is released to pending (a shutdown). With
-        ``lost`` (how its process died) it counts as a recovery: requeued, or
-        failed past ``max_recoveries``. Returns what happened (see
-        liveness.py); ``not-ours`` if a newer attempt owns it.
+        Without ``lost`` the task is released to pending (a shutdown), counted
+        in ``releases``. With ``lost`` (how its process died) it counts as a
+        recovery. Past ``max_recoveries`` (``max_releases``) it fails instead.
+        With ``reject`` (why it cannot run) it fails at once as malformed.
+        ``attempt`` is the attempt the run started (or would have); returns
+        what happened (see liveness.py), ``not-ours`` if another run owns it.
         """
         queue = task.queue or ""
+        mode = "reject" if reject is not None else "release" if lost is None else "lost"
         return string(
             self._scripts.give_back(
                 keys=[
@@ -335,22 +376,27 @@ class Listener:
                 args=[
                     task.id,
                     self._id,
-                    "release" if lost is None else "lost",
+                    mode,
                     self.max_recoveries,
-                    lost or "released by its worker",
+                    self.max_releases,
+                    reject or lost or "released by its worker",
                     time.time(),
                     keys.channel(queue),
-                    attempt or "",
+                    "" if attempt is None else attempt,
                 ],
             )
         )
 
-    def close(self) -> None:
-        """Deregister from every queue on which this listener holds no task."""
+    def close(self) -> bool:
+        """Deregister from every queue on which this listener holds no task; True if from all."""
         self._close_pubsub()
         deregistered = [self._deregister(queue, self._id) for queue in self._queues]
-        if self._heartbeat and all(deregistered):
-            self._redis.zrem(keys.heartbeats(), self._id)
+        if all(deregistered):
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(keys.heartbeats(), self._id)
+                pipe.hdel(keys.listener_timeouts(), self._id)
+                pipe.execute()
+        return all(deregistered)
 
     def __enter__(self) -> Listener:
         return self

@@ -1,24 +1,35 @@
 """Heartbeats, and recovery of the tasks of dead listeners on any host.
 
 A listener run by a django-blueque runner beats (``blueque_heartbeats``)
-every quarter of the listener timeout, and every running task's process
-beats too (``blueque_task_heartbeats``), on the Redis server's clock. Any
-live worker, and the scheduler, call :func:`recover` now and then. For each
-listener of the queues it serves that is dead (its heartbeat older than the
-timeout; for a listener that never beats, Blueque 1.0.1's rule: same host,
-pid gone), each task in its reserved list is:
+four times per its listener timeout, which it publishes beside the beat
+(``blueque_listener_timeouts``), and every running task's process beats too
+(``blueque_task_heartbeats``). The score of a beat is the Redis server's
+time, but nobody compares it with a clock: an observer (every worker, the
+scheduler) watches the scores and judges a listener dead only when it has
+itself seen the score stay the same, on its own monotonic clock, for that
+listener's own timeout (:class:`Watch`). After any Redis error, a restart of
+Redis (its ``run_id`` changes) or a gap in its own watching (the observer was
+frozen, or slow), the observer forgets what it saw and starts watching
+afresh, so a Redis outage, or a pause of the observer, is never taken for
+the death of others.
+
+For each listener judged dead, each task in its reserved list is:
 
 - reserved but never started (or taken but never marked, see listener.py):
-  put back in pending, at the front, not counted;
+  put back in pending, at the front, counted in ``releases``;
 - started, and its process still beats (the listener died, its child did
   not): left alone, to finish and record its outcome itself; a process that
   never beats (Blueque 1.0.1's) is looked up by pid on its own host instead;
-- started, and its process is gone: requeued with ``recoveries`` raised, or,
-  past the maximum, failed with a "worker lost" error, so a task that kills
-  its worker cannot take the fleet down one worker at a time.
+- started, and its process is judged dead the same way: requeued with
+  ``recoveries`` raised, or, past the maximum, failed with a "worker lost"
+  error, so a task that kills its worker cannot take the fleet down one
+  worker at a time.
 
-Every step is one script that first checks the task is still in the dead
-listener's list, so any number of workers can recover at once.
+Each step is one script that first checks that the heartbeats it was judged
+by have not changed and that the task is still in the dead listener's list,
+so a listener that beats again is whole again, and any number of observers
+can recover at once. A listener's own heartbeat puts it back in its queues'
+listener sets if a verdict took it out.
 """
 
 from __future__ import annotations
@@ -26,11 +37,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import keys
-from .listener import DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, hostname, parse_listener_id
+from .identity import hostname
 from .processes import pid_alive, process_alive
 from .replies import optional_strings, string, string_set, strings
 from .task import STARTED
@@ -42,118 +53,299 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_LISTENER_TIMEOUT", "DEFAULT_MAX_RECOVERIES", "beat", "prune_heartbeats", "recover"]
+#: Default seconds without a heartbeat after which a listener is dead.
+DEFAULT_LISTENER_TIMEOUT = 60.0
+#: Default number of times a task may lose its process before it fails.
+DEFAULT_MAX_RECOVERIES = 3
+#: Default number of times a task may be given back unfinished before it fails.
+DEFAULT_MAX_RELEASES = 20
+#: Shortest listener timeout allowed: beats, watching and reconnection are
+#: paced in fractions of it.
+MIN_LISTENER_TIMEOUT = 1.0
 
 
-def beat(redis: Redis, scripts: Scripts, listener_id: str | None, task_ids: Iterable[str] = ()) -> float:
-    """Record a heartbeat for a listener and for tasks its processes run; returns server time."""
-    now = scripts.beat(keys=[keys.heartbeats(), keys.task_heartbeats()], args=[listener_id or "", *task_ids])
-    return float(string(now))
+def beat_interval(timeout: float) -> float:
+    """How often a listener with this timeout beats (and an observer watches)."""
+    return timeout / 4
 
 
-def recover(
-    redis: Redis,
+def reconnect_backoff_cap(timeout: float, cap: float = 5.0) -> float:
+    """Longest wait between reconnection attempts: well under the listener timeout."""
+    return min(cap, timeout / 8)
+
+
+class Run(NamedTuple):
+    """A task run that a heartbeat vouches for: the beat tells whether it is still ours."""
+
+    task_id: str
+    pid: int | None
+    attempt: int
+
+
+def beat(
     scripts: Scripts,
-    queues: Iterable[str],
     *,
+    beater: str | None,
+    owner: str = "",
     timeout: float = DEFAULT_LISTENER_TIMEOUT,
-    max_recoveries: int = DEFAULT_MAX_RECOVERIES,
-    exclude: Iterable[str] = (),
-) -> Counter[str]:
-    """Recover the tasks of dead listeners of ``queues``; count what happened to each task.
+    registries: Sequence[tuple[str, str]] = (),
+    runs: Iterable[Run | str] = (),
+) -> tuple[float, list[str]]:
+    """Beat for ``beater`` (a listener or monitor id; ``None``: tasks only) and for ``runs``.
 
-    The counter's keys: ``released`` (back to pending), ``requeued`` (lost,
-    run again), ``failed`` (lost too often), ``running`` (left to finish),
-    ``dropped`` (stray ids removed), ``listeners`` (dead listeners
-    deregistered).
+    ``registries`` are ``(set key, queue name or "")`` pairs the beater is put
+    back in if a verdict took it out. A :class:`Run` is beaten only while the
+    task is still that run of ``owner``'s; a bare task id always. Returns the
+    server time and the ids of the runs taken over by another worker.
     """
-    skip = set(exclude)
-    counts: Counter[str] = Counter()
-    for queue in queues:
-        listeners = sorted(string_set(redis.smembers(keys.listeners(queue))) - skip)
-        if not listeners:
-            continue
-        with redis.pipeline(transaction=False) as pipe:
-            pipe.zmscore(keys.heartbeats(), listeners)
-            pipe.time()
-            beats, (seconds, micros) = pipe.execute()
-        now = int(seconds) + int(micros) / 1_000_000
-        for listener_id, last_beat in zip(listeners, beats, strict=True):
-            if last_beat is not None:
-                if now - float(last_beat) <= timeout:
-                    continue
-            else:
-                parsed = parse_listener_id(listener_id)
-                if parsed is None or parsed[0] != hostname() or pid_alive(parsed[1]):
-                    continue
-            counts += recover_listener(
-                redis, scripts, queue, listener_id, timeout=timeout, max_recoveries=max_recoveries
-            )
-    return counts
+    script_keys = [keys.heartbeats(), keys.task_heartbeats(), keys.listener_timeouts(), keys.queues()]
+    script_keys += [key for key, _ in registries]
+    args: list[str | int | float] = [beater or "", owner, timeout, len(registries), *(queue for _, queue in registries)]
+    for run in runs:
+        if isinstance(run, str):
+            script_keys.append(keys.task(run))
+            args += [run, "", ""]
+        else:
+            script_keys.append(keys.task(run.task_id))
+            args += [run.task_id, "" if run.pid is None else run.pid, run.attempt]
+    reply = strings(scripts.beat(keys=script_keys, args=args))
+    return float(reply[0]), reply[1:]
 
 
-def recover_listener(
-    redis: Redis,
-    scripts: Scripts,
-    queue: str,
-    listener_id: str,
-    *,
-    timeout: float,
-    max_recoveries: int,
-    force: bool = False,
-) -> Counter[str]:
-    """Recover the tasks in one listener's reserved list (see :func:`recover`).
+class Watch:
+    """What one process has seen of the others' heartbeats, timed on its own monotonic clock.
 
-    ``force`` skips the check that the listener is still silent: a listener
-    starting up uses it on a list left by an earlier process with its id.
+    :meth:`observe` records each heartbeat value and when it was first seen;
+    :meth:`silent_for` says how long a value has been seen unchanged. The
+    record starts afresh (:meth:`forget`) after an error, when Redis is a
+    different server process (restarted), or when two observations are more
+    than ``max_gap`` apart: only what was watched continuously counts.
     """
-    counts: Counter[str] = Counter()
-    reserved = keys.reserved(queue, listener_id)
-    parsed = parse_listener_id(listener_id)
-    on_this_host = parsed is not None and parsed[0] == hostname()
-    for task_id in reversed(strings(redis.lrange(reserved, 0, -1))):
-        status, pid, token = optional_strings(redis.hmget(keys.task(task_id), ["status", "pid", "process_token"]))
-        # Processes that never beat (Blueque 1.0.1's): on their host, ask the OS.
-        alive = status == STARTED and on_this_host and process_alive(pid, token)
-        outcome = string(
-            scripts.recover(
-                keys=[
-                    keys.task(task_id),
-                    keys.pending(queue),
-                    keys.failed(queue),
-                    reserved,
-                    keys.started(queue),
-                    keys.task_heartbeats(),
-                    keys.heartbeats(),
-                ],
-                args=[
-                    task_id,
-                    listener_id,
-                    max_recoveries,
-                    f"listener {listener_id} stopped answering",
-                    time.time(),
-                    keys.channel(queue),
-                    timeout,
-                    "1" if alive else "0",
-                    "1" if force else "0",
-                ],
+
+    def __init__(self, max_gap: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_gap = max_gap
+        self._clock = clock
+        self._seen: dict[Hashable, tuple[float | None, float]] = {}
+        self._server: str | None = None
+        self._last: float | None = None
+
+    def now(self) -> float:
+        return self._clock()
+
+    def forget(self) -> None:
+        """Start watching afresh (call after any Redis error)."""
+        self._seen.clear()
+        self._last = None
+
+    def observe(self, values: Mapping[Hashable, float | None], server: str, started: float) -> None:
+        """Record ``values`` read by an observation that began at ``started`` and just ended."""
+        ended = self._clock()
+        gap = started - self._last if self._last is not None else None
+        if server != self._server or gap is None or gap > self.max_gap or ended - started > self.max_gap:
+            self._seen.clear()
+            self._server = server
+        self._last = ended
+        for member, value in values.items():
+            seen = self._seen.get(member)
+            if seen is None or seen[0] != value:
+                # Written no later than now: counting from now never overstates a silence.
+                self._seen[member] = (value, ended)
+        for member in set(self._seen) - set(values):
+            del self._seen[member]
+
+    def silent_for(self, member: Hashable) -> float:
+        """Seconds ``member``'s value has been seen unchanged (0 if never seen)."""
+        seen = self._seen.get(member)
+        return 0.0 if seen is None or self._last is None else self._last - seen[1]
+
+
+def timeout_of(published: str | None, default: float) -> float:
+    """A listener's timeout as published in ``blueque_listener_timeouts``, or ``default``."""
+    try:
+        value = float(published) if published else default
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+class Recovery:
+    """Watches the listeners of some queues and recovers the tasks of those it judges dead.
+
+    Call :meth:`poll` every :func:`beat_interval` of the shortest timeout
+    in play, and :meth:`forget` after any Redis error. Each poll costs two
+    round trips, plus the recovery of what is dead.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        queues: Sequence[str],
+        *,
+        timeout: float = DEFAULT_LISTENER_TIMEOUT,
+        max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+        max_releases: int = DEFAULT_MAX_RELEASES,
+        exclude: Iterable[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self.queues = list(queues)
+        self._timeout = timeout
+        self._max_recoveries = max_recoveries
+        self._max_releases = max_releases
+        self._exclude = set(exclude)
+        self.interval = beat_interval(timeout)
+        self.watch = Watch(max_gap=2.5 * self.interval, clock=clock)
+        self._timeouts: dict[str, str] = {}
+        self._task_beats: dict[str, float] = {}
+
+    def forget(self) -> None:
+        self.watch.forget()
+
+    def poll(self) -> Counter[str]:
+        """Watch once; recover the tasks of the listeners judged dead; count what happened.
+
+        The counter's keys: ``released`` (back to pending), ``requeued`` (lost,
+        run again), ``failed`` (given back or lost too often), ``rejected``
+        (malformed), ``running`` (left to finish), ``dropped`` (stray ids
+        removed), ``listeners`` (dead listeners deregistered).
+        """
+        started = self.watch.now()
+        with self._redis.pipeline(transaction=False) as pipe:
+            for queue in self.queues:
+                pipe.smembers(keys.listeners(queue))
+            pipe.zrange(keys.task_heartbeats(), 0, -1, withscores=True)
+            pipe.hgetall(keys.listener_timeouts())
+            pipe.info("server")
+            *members, task_beats, timeouts, info = pipe.execute()
+        listeners = {
+            queue: sorted(string_set(found) - self._exclude) for queue, found in zip(self.queues, members, strict=True)
+        }
+        everyone = sorted(set().union(*listeners.values()))
+        beats = dict(zip(everyone, self._redis.zmscore(keys.heartbeats(), everyone), strict=True)) if everyone else {}
+        self._task_beats = {string(task_id): float(score) for task_id, score in task_beats}
+        self._timeouts = {string(k): string(v) for k, v in timeouts.items()}
+        values: dict[Hashable, float | None] = {("listener", name): beat for name, beat in beats.items()}
+        values.update((("task", task_id), score) for task_id, score in self._task_beats.items())
+        self.watch.observe(values, str(info.get("run_id", "")), started)
+        # Watch at the pace of the shortest timeout in play, or a gap would
+        # make the watch start afresh before it could judge that listener.
+        shortest = min([self._timeout, *(self.timeout_of(name) for name in everyone)])
+        self.interval = beat_interval(max(shortest, MIN_LISTENER_TIMEOUT))
+        self.watch.max_gap = 2.5 * self.interval
+        counts: Counter[str] = Counter()
+        for queue, names in listeners.items():
+            for name in names:
+                judged = self._judge(name, beats.get(name))
+                if judged is not None:
+                    counts += self.recover_listener(queue, name, judged)
+        return counts
+
+    def timeout_of(self, listener: str) -> float:
+        return timeout_of(self._timeouts.get(listener), self._timeout)
+
+    def _judge(self, listener: str, beat: float | None) -> str | None:
+        """The heartbeat a dead listener was judged by ('' for none), or None while it lives."""
+        if beat is None and listener not in self._timeouts:
+            # A listener that never beats (Blueque 1.0.1's): 1.0.1's rule.
+            parsed = keys.parse_listener_id(listener)
+            if parsed is None or parsed[0] != hostname() or pid_alive(parsed[1]):
+                return None
+            return ""
+        if self.watch.silent_for(("listener", listener)) < self.timeout_of(listener):
+            return None
+        return "" if beat is None else repr(beat)
+
+    def recover_listener(self, queue: str, listener: str, judged: str = "*") -> Counter[str]:
+        """Recover the tasks in one listener's reserved list, judged dead by heartbeat ``judged``.
+
+        ``judged="*"`` skips the checks that it is still silent: a listener
+        starting up uses it on a list left by an earlier process with its id.
+        """
+        counts: Counter[str] = Counter()
+        reserved = keys.reserved(queue, listener)
+        parsed = keys.parse_listener_id(listener)
+        on_this_host = parsed is not None and parsed[0] == hostname()
+        timeout = self.timeout_of(listener)
+        for task_id in reversed(strings(self._redis.lrange(reserved, 0, -1))):
+            status, pid, token = optional_strings(
+                self._redis.hmget(keys.task(task_id), ["status", "pid", "process_token"])
             )
-        )
-        if outcome == "alive":
-            return counts
-        counts[outcome] += 1
-        if outcome in ("released", "requeued", "failed"):
-            logger.warning("Task %s of dead listener %s on queue %s: %s", task_id, listener_id, queue, outcome)
-    if not force and scripts.deregister(
-        keys=[keys.listeners(queue), keys.queues(), reserved], args=[listener_id, queue]
-    ):
-        counts["listeners"] += 1
-        logger.warning("Deregistered dead listener %s from queue %s", listener_id, queue)
-    return counts
+            task_judged = ""
+            if status == STARTED and judged != "*":
+                task_beat = self._task_beats.get(task_id)
+                if task_beat is not None:
+                    if self.watch.silent_for(("task", task_id)) < timeout:
+                        counts["running"] += 1
+                        continue
+                    task_judged = repr(task_beat)
+                elif on_this_host and process_alive(pid, token):
+                    # A process that never beats (Blueque 1.0.1's): ask the OS.
+                    counts["running"] += 1
+                    continue
+            outcome = string(
+                self._scripts.recover(
+                    keys=[
+                        keys.task(task_id),
+                        keys.pending(queue),
+                        keys.failed(queue),
+                        reserved,
+                        keys.started(queue),
+                        keys.task_heartbeats(),
+                        keys.heartbeats(),
+                    ],
+                    args=[
+                        task_id,
+                        listener,
+                        self._max_recoveries,
+                        self._max_releases,
+                        f"listener {listener} stopped answering",
+                        time.time(),
+                        keys.channel(queue),
+                        judged,
+                        task_judged,
+                    ],
+                )
+            )
+            if outcome == "alive":
+                return counts
+            counts[outcome] += 1
+            if outcome not in ("gone", "running"):
+                logger.warning("Task %s of dead listener %s on queue %s: %s", task_id, listener, queue, outcome)
+        if judged != "*" and self._scripts.deregister(
+            keys=[keys.listeners(queue), keys.queues(), reserved, keys.heartbeats()], args=[listener, queue, judged]
+        ):
+            counts["listeners"] += 1
+            logger.warning("Deregistered dead listener %s from queue %s", listener, queue)
+        return counts
 
 
 def prune_heartbeats(redis: Redis, older_than: float) -> int:
-    """Forget heartbeats older than ``older_than`` seconds (of listeners long gone)."""
+    """Forget heartbeats older than ``older_than`` seconds of ids nothing lists any more.
+
+    A listener still in a queue's listener set, or a monitor still in the
+    monitor set, keeps its heartbeat however old: recovery may still need to
+    judge it.
+    """
     seconds, micros = redis.time()
     now = int(seconds) + int(micros) / 1_000_000
-    return int(redis.zremrangebyscore(keys.heartbeats(), "-inf", now - older_than))
+    old = strings(redis.zrangebyscore(keys.heartbeats(), "-inf", now - older_than, start=0, num=1000))
+    if not old:
+        return 0
+    queues = strings(redis.zrange(keys.queues(), 0, -1))
+    with redis.pipeline(transaction=False) as pipe:
+        for member in old:
+            pipe.sismember(keys.monitors(), member)
+            for queue in queues:
+                pipe.sismember(keys.listeners(queue), member)
+        listed = pipe.execute()
+    width = len(queues) + 1
+    gone = [member for i, member in enumerate(old) if not any(listed[i * width : (i + 1) * width])]
+    if not gone:
+        return 0
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.zrem(keys.heartbeats(), *gone)
+        pipe.hdel(keys.listener_timeouts(), *gone)
+        removed, _ = pipe.execute()
+    return int(removed)

@@ -21,15 +21,16 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import keys
-from .listener import DEFAULT_LISTENER_TIMEOUT, hostname
-from .replies import string_set, strings
+from . import keys, lifecycle_scripts, liveness
+from .identity import unique_node
+from .liveness import DEFAULT_LISTENER_TIMEOUT, Watch, beat_interval, reconnect_backoff_cap
+from .replies import string, string_set, strings
 from .supervision import Supervision
 from .task import COMPLETE, FAILED, Task
-from .work import MAX_BACKOFF, TRANSIENT
+from .work import TRANSIENT
 
 if TYPE_CHECKING:
     from .client import Client
@@ -94,14 +95,14 @@ end
 return #ARGV - 3
 """
 
-# Put back one entry of a dead monitor's list, for another monitor to report.
+# Put back one entry of a monitor judged dead, for another monitor to report.
 # KEYS: the dead monitor's list, the finished list the entry names, heartbeats.
-# ARGV: entry, task id, dead monitor id, timeout.
-# Returns 1 if put back, 0 if already handled, -1 if the monitor beats again.
-RESTORE = """
-local t = redis.call('TIME')
-local beat = redis.call('ZSCORE', KEYS[3], ARGV[3])
-if beat and tonumber(t[1]) + tonumber(t[2]) / 1000000 - tonumber(beat) <= tonumber(ARGV[4]) then
+# ARGV: entry, task id, dead monitor id, the heartbeat it was judged by ('' = none).
+# Returns 1 if put back, 0 if already handled, -1 if the monitor beat since.
+RESTORE = (
+    lifecycle_scripts.LIB
+    + """
+if not same_beat(redis.call('ZSCORE', KEYS[3], ARGV[3]), ARGV[4]) then
     return -1
 end
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
@@ -110,6 +111,22 @@ end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 return 1
 """
+)
+
+# Remove a monitor judged dead from the monitor set once its list is empty,
+# unless it beat since. KEYS: monitor set, its list, heartbeats, timeouts.
+# ARGV: monitor id, the heartbeat it was judged by ('' = none). Returns 1 when removed.
+FORGET = (
+    lifecycle_scripts.LIB
+    + """
+if not same_beat(redis.call('ZSCORE', KEYS[3], ARGV[1]), ARGV[2]) or redis.call('LLEN', KEYS[2]) > 0 then
+    return 0
+end
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return redis.call('SREM', KEYS[1], ARGV[1])
+"""
+)
 
 # Delete the hashes of reported tasks whose time to live has passed.
 # KEYS: reported set, task hashes... ARGV: task ids (same order).
@@ -137,6 +154,7 @@ class Monitor:
         failed_result_ttl: float = DEFAULT_FAILED_RESULT_TTL,
         listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
         monitor_id: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._queues = None if queues is None else list(queues)
@@ -146,13 +164,15 @@ class Monitor:
         self._interval = interval
         self._ttl = {COMPLETE: result_ttl, FAILED: failed_result_ttl}
         self._timeout = listener_timeout
-        self.id = monitor_id or f"monitor_{hostname()}_{os.getpid()}"
+        self.id = monitor_id or keys.listener_id(f"monitor_{unique_node()}", os.getpid())
         redis = client.redis
         self._take = redis.register_script(TAKE)
         self._ack = redis.register_script(ACK)
         self._restore = redis.register_script(RESTORE)
+        self._forget = redis.register_script(FORGET)
         self._expire = redis.register_script(EXPIRE)
-        self._next_beat = self._next_sweep = 0.0
+        self._next_beat = self._next_sweep = self._next_watch = 0.0
+        self._watch = Watch(max_gap=2.5 * beat_interval(listener_timeout), clock=clock)
         self._supervision = Supervision()
         self._check_own = True
 
@@ -160,10 +180,22 @@ class Monitor:
         return self._queues if self._queues is not None else self._client.queue_names()
 
     def register(self) -> None:
-        with self._client.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(keys.monitors(), self.id)
-            pipe.execute()
-        self._client.beat(self.id)
+        """Join the monitor set, beating at once; the heartbeat rejoins it if a verdict took it out."""
+        self.beat()
+
+    def beat(self) -> None:
+        liveness.beat(
+            self._client.scripts,
+            beater=self.id,
+            owner=self.id,
+            timeout=self._timeout,
+            registries=[(keys.monitors(), "")],
+        )
+        self._next_beat = time.monotonic() + beat_interval(self._timeout)
+
+    def _beat_if_due(self) -> None:
+        if time.monotonic() >= self._next_beat:
+            self.beat()
 
     def deregister(self) -> None:
         """Leave, once nothing is in flight (a failed report stays for others to restore)."""
@@ -171,7 +203,14 @@ class Monitor:
             with self._client.redis.pipeline(transaction=True) as pipe:
                 pipe.srem(keys.monitors(), self.id)
                 pipe.zrem(keys.heartbeats(), self.id)
+                pipe.hdel(keys.listener_timeouts(), self.id)
                 pipe.execute()
+
+    def forget(self) -> None:
+        """After a Redis error: what was seen of the other monitors no longer counts."""
+        self._watch.forget()
+        # A take whose reply was lost may have left ids in our list.
+        self._check_own = True
 
     def report(self) -> int:
         """Report one batch per queue and status; return how many tasks were reported."""
@@ -186,7 +225,7 @@ class Monitor:
         """Report what is in our own list: taken by a call whose reply was lost."""
         batches: dict[tuple[str, str], list[str]] = {}
         for entry in reversed(strings(self._client.redis.lrange(keys.monitoring(self.id), 0, -1))):
-            queue, status, task_id = entry.split(" ")
+            queue, status, task_id = keys.parse_monitoring_entry(entry)
             batches.setdefault((queue, status), []).append(task_id)
         for (queue, status), ids in batches.items():
             self._dispatch(queue, status, ids)
@@ -202,15 +241,17 @@ class Monitor:
         return len(ids)
 
     def _dispatch(self, queue: str, status: str, ids: list[str]) -> None:
-        task_ids = [entry.rpartition(":")[0] for entry in ids] if status == RETRYING else ids
+        task_ids = [keys.parse_retrying_entry(entry)[0] for entry in ids] if status == RETRYING else ids
         for entry, task in zip(ids, self._client.get_tasks(task_ids), strict=True):
             if not task.exists:
                 continue  # deleted since it finished (1.0's Delete Finished Task)
+            # A batch of slow receivers must not make this monitor look dead.
+            self._beat_if_due()
             try:
                 if status != RETRYING:
                     self._hooks[status](task)
                 elif self._on_retrying is not None:
-                    attempt = entry.rpartition(":")[2]
+                    attempt = keys.parse_retrying_entry(entry)[1]
                     self._on_retrying(task, attempt_record(task, attempt))
             except Exception:
                 # A failing hook must not stop the others, nor loop on one task.
@@ -218,39 +259,53 @@ class Monitor:
         reported = keys.retrying(queue) if status == RETRYING else keys.reported(queue, status)
         self._ack(keys=[keys.monitoring(self.id), reported], args=[queue, status, time.time(), *ids])
 
+    def watch_monitors(self) -> dict[str, str]:
+        """Watch the other monitors' heartbeats once; return those judged dead, with the beat judged."""
+        redis = self._client.redis
+        started = self._watch.now()
+        with redis.pipeline(transaction=False) as pipe:
+            pipe.smembers(keys.monitors())
+            pipe.hgetall(keys.listener_timeouts())
+            pipe.info("server")
+            members, timeouts, info = pipe.execute()
+        others = sorted(string_set(members) - {self.id})
+        beats: dict[Hashable, float | None] = (
+            dict(zip(others, redis.zmscore(keys.heartbeats(), others), strict=True)) if others else {}
+        )
+        self._watch.observe(beats, str(info.get("run_id", "")), started)
+        published = {string(name): string(value) for name, value in timeouts.items()}
+        dead = {}
+        for other in others:
+            beat = beats[other]
+            if self._watch.silent_for(other) >= liveness.timeout_of(published.get(other), self._timeout):
+                dead[other] = "" if beat is None else repr(beat)
+        return dead
+
     def restore_dead_monitors(self) -> int:
-        """Put back what dead monitors were reporting; return how many tasks."""
+        """Put back what monitors judged dead were reporting; return how many tasks."""
         redis = self._client.redis
         restored = 0
-        for other in sorted(string_set(redis.smembers(keys.monitors())) - {self.id}):
-            beat = redis.zscore(keys.heartbeats(), other)
-            if beat is not None and self._server_now() - float(beat) <= self._timeout:
-                continue
+        for other, judged in self.watch_monitors().items():
             count = 0
             for entry in reversed(strings(redis.lrange(keys.monitoring(other), 0, -1))):
-                queue, status, task_id = entry.split(" ")
+                queue, status, task_id = keys.parse_monitoring_entry(entry)
                 outcome = int(
                     self._restore(
                         keys=[keys.monitoring(other), source(queue, status), keys.heartbeats()],
-                        args=[entry, task_id, other, self._timeout],
+                        args=[entry, task_id, other, judged],
                     )
                 )
                 if outcome < 0:
                     break
                 count += outcome
-            if redis.llen(keys.monitoring(other)) == 0:
-                with redis.pipeline(transaction=True) as pipe:
-                    pipe.srem(keys.monitors(), other)
-                    pipe.zrem(keys.heartbeats(), other)
-                    pipe.execute()
+            self._forget(
+                keys=[keys.monitors(), keys.monitoring(other), keys.heartbeats(), keys.listener_timeouts()],
+                args=[other, judged],
+            )
             if count:
                 logger.warning("Monitor %s is gone: %d task(s) it held will be reported again", other, count)
             restored += count
         return restored
-
-    def _server_now(self) -> float:
-        seconds, micros = self._client.redis.time()
-        return int(seconds) + int(micros) / 1_000_000
 
     def expire(self, now: float | None = None) -> int:
         """Delete reported tasks past their time to live; return how many."""
@@ -271,11 +326,11 @@ class Monitor:
 
     def tick(self) -> int:
         now = time.monotonic()
-        if now >= self._next_beat:
-            self._client.beat(self.id)
-            self._next_beat = now + self._timeout / 4
-        if now >= self._next_sweep:
+        self._beat_if_due()
+        if now >= self._next_watch:
             self.restore_dead_monitors()
+            self._next_watch = now + beat_interval(self._timeout)
+        if now >= self._next_sweep:
             self.expire()
             self._next_sweep = now + self._timeout / 2
         return self.report()
@@ -294,15 +349,15 @@ class Monitor:
                     reported = self.tick()
                     backoff = 0.0
                 except TRANSIENT as exc:
-                    # A take whose reply was lost may have left ids in our list.
-                    self._check_own = True
-                    backoff = min(backoff * 2 or 0.1, MAX_BACKOFF)
+                    self.forget()
+                    backoff = min(backoff * 2 or 0.1, reconnect_backoff_cap(self._timeout))
                     logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
                     reported = 0
                 if burst and not reported and not backoff:
                     return
                 if not reported:
-                    self._supervision.sleep(backoff or self._interval)
+                    # Never so long that the watch of the other monitors has a gap.
+                    self._supervision.sleep(backoff or min(self._interval, beat_interval(self._timeout)))
         finally:
             try:
                 self.deregister()

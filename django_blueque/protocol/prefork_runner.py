@@ -7,7 +7,13 @@ that exits: after ``max_tasks_per_child`` tasks or once its resident memory
 passes ``max_memory_mb`` it leaves, to give memory back. When a child dies
 without finishing its task, the parent gives the task back at once (lost:
 requeued up to the recovery limit), rather than waiting for the heartbeat to
-expire.
+expire. The parent also watches the other listeners of its queues and
+recovers the tasks of dead ones, as the forking runner does.
+
+A child whose task was taken over by another worker (it was cut off from
+Redis for longer than the listener timeout) leaves at once; with
+``lost_redis="stop"`` a child that has gone three quarters of the timeout
+without a heartbeat leaves too, and its task goes back to pending.
 
 Per-queue concurrency limits are not enforced in this mode (each child
 serves every queue in priority order); use the forking runner for them.
@@ -25,12 +31,23 @@ from typing import TYPE_CHECKING
 
 from . import keys
 from .errors import TaskNotOwned
-from .forking_runner import KILL_AFTER, describe_exit
-from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, listener_id_for
+from .forking_runner import CONTINUE, KILL_AFTER, STOP, check_options, describe_exit
+from .identity import unique_node
+from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
+from .liveness import beat_interval, reconnect_backoff_cap
 from .proctitle import set_title
 from .replies import strings
 from .supervision import Supervision, run_child
-from .work import MAX_BACKOFF, TRANSIENT, TaskCallback, perform
+from .work import (
+    EXIT_REDIS_LOST,
+    EXIT_TAKEN_OVER,
+    TRANSIENT,
+    Heartbeat,
+    TaskCallback,
+    perform,
+    stop_after_redis_lost,
+    with_retries,
+)
 
 if TYPE_CHECKING:
     from .client import Client
@@ -62,22 +79,28 @@ class PreforkRunner:
         before_fork: Callable[[], None] | None = None,
         listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
         max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+        max_releases: int = DEFAULT_MAX_RELEASES,
+        lost_redis: str = CONTINUE,
         grace: float | None = None,
         max_tasks: int | None = None,
         max_tasks_per_child: int = 1000,
         max_memory_mb: float | None = None,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        check_options(concurrency, listener_timeout, lost_redis)
         self._client = client
         self._queues = (queues,) if isinstance(queues, str) else tuple(queues)
         self._callback = task_callback
         self._concurrency = concurrency
         self._before_fork = before_fork
         self._timeout = listener_timeout
-        self._interval = listener_timeout / 4
+        self._interval = beat_interval(listener_timeout)
         self._block = min(block_timeout, self._interval)
         self._max_recoveries = max_recoveries
+        self._max_releases = max_releases
+        self._redis_lost_after = stop_after_redis_lost(listener_timeout) if lost_redis == STOP else None
+        # The node name of this worker's children: its own random token, so
+        # the ids of its children are told from any other process's.
+        self._node = unique_node()
         self._grace = grace
         # With max_tasks each child runs at most that many and is not replaced.
         self._respawn = max_tasks is None
@@ -97,6 +120,10 @@ class PreforkRunner:
         """
         self._supervision.open(install_signal_handlers=install_signal_handlers)
         started = 0
+        recovery = self._client.recovery(
+            self._queues, timeout=self._timeout, max_recoveries=self._max_recoveries, max_releases=self._max_releases
+        )
+        next_recovery = 0.0
         try:
             while True:
                 drained = self._reap()
@@ -108,7 +135,14 @@ class PreforkRunner:
                     return started
                 if self._supervision.stopping:
                     self._stop_children()
-                self._supervision.wait(1.0)
+                elif time.monotonic() >= next_recovery:
+                    try:
+                        recovery.poll()
+                    except TRANSIENT as exc:
+                        recovery.forget()
+                        logger.warning("Redis unavailable for recovery (%s)", exc)
+                    next_recovery = time.monotonic() + recovery.interval
+                self._supervision.wait(min(1.0, max(next_recovery - time.monotonic(), 0.0)))
         finally:
             self.stop()
             while self._children:
@@ -134,32 +168,39 @@ class PreforkRunner:
             if pid == 0:
                 break
             stop_sent = self._children.pop(pid, None)
-            if os.WIFEXITED(status) and os.WEXITSTATUS(status) in (RECYCLE, DRAINED):
-                drained = drained or os.WEXITSTATUS(status) == DRAINED
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            if code in (RECYCLE, DRAINED):
+                drained = drained or code == DRAINED
                 continue
             stopped_by_us = stop_sent is not None and self._supervision.stopping
-            lost = None if stopped_by_us else f"process {pid} on {os.uname().nodename} {describe_exit(status)}"
-            self._give_back_tasks_of(listener_id_for(pid), lost)
+            if code == EXIT_TAKEN_OVER:
+                logger.warning("Child %d stopped its task: another worker took it over", pid)
+            lost = (
+                None
+                if stopped_by_us or code in (EXIT_TAKEN_OVER, EXIT_REDIS_LOST)
+                else f"process {pid} on {os.uname().nodename} {describe_exit(status)}"
+            )
+            self._give_back_tasks_of(keys.listener_id(self._node, pid), lost)
         return drained
 
     def _give_back_tasks_of(self, listener_id: str, lost: str | None) -> None:
-        delay = 0.1
-        while True:
-            try:
-                listener = self._client.get_listener(
-                    *self._queues, listener_id=listener_id, max_recoveries=self._max_recoveries
-                )
-                for queue in self._queues:
-                    for task_id in strings(self._client.redis.lrange(keys.reserved(queue, listener_id), 0, -1)):
-                        outcome = listener.give_back(self._client.get_task(task_id), lost=lost)
-                        logger.warning("Task %s of ended child %s: %s", task_id, listener_id, outcome)
-                listener.close()
-                self._client.redis.zrem(keys.heartbeats(), listener_id)
-                return
-            except TRANSIENT as exc:
-                logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
+        """Give back what an ended child left in its lists (a run of another worker's is left alone)."""
+
+        def give_back() -> None:
+            listener = self._client.get_listener(
+                *self._queues,
+                listener_id=listener_id,
+                timeout=self._timeout,
+                max_recoveries=self._max_recoveries,
+                max_releases=self._max_releases,
+            )
+            for queue in self._queues:
+                for task_id in strings(self._client.redis.lrange(keys.reserved(queue, listener_id), 0, -1)):
+                    outcome = listener.give_back(self._client.get_task(task_id), lost=lost)
+                    logger.warning("Task %s of ended child %s: %s", task_id, listener_id, outcome)
+            listener.close()
+
+        with_retries(give_back, f"giving back the tasks of child {listener_id}")
 
     def _stop_children(self) -> None:
         stopping_since = self._supervision.stopping_since
@@ -186,15 +227,27 @@ class PreforkRunner:
 
     def _child_loop(self, burst: bool) -> int:
         listener = self._client.get_listener(
-            *self._queues, block_timeout=self._block, heartbeat=True, max_recoveries=self._max_recoveries
+            *self._queues,
+            block_timeout=self._block,
+            listener_id=keys.listener_id(self._node, os.getpid()),
+            heartbeat=True,
+            timeout=self._timeout,
+            max_recoveries=self._max_recoveries,
+            max_releases=self._max_releases,
+        )
+        # An earlier child with our pid (so our id) may have left tasks in our lists.
+        recovery = self._client.recovery(
+            self._queues, timeout=self._timeout, max_recoveries=self._max_recoveries, max_releases=self._max_releases
         )
         for queue in self._queues:
-            self._client.recover_listener(
-                queue, listener.id, timeout=self._timeout, max_recoveries=self._max_recoveries, force=True
-            )
+            recovery.recover_listener(queue, listener.id)
+        # The listener's own heartbeat would stop while a task runs in this
+        # thread: the task's heartbeat thread beats for both.
+        heartbeat = Heartbeat(self._interval, listener.beat, self._redis_lost_after)
         done = 0
         next_beat = 0.0
         backoff = 0.0
+        max_backoff = reconnect_backoff_cap(self._timeout)
         try:
             while not self._child_stop and done < self._max_tasks_per_child:
                 try:
@@ -205,7 +258,7 @@ class PreforkRunner:
                     task = listener.listen(timeout=0 if burst else self._block)
                     backoff = 0.0
                 except TRANSIENT as exc:
-                    backoff = min(backoff * 2 or 0.1, MAX_BACKOFF)
+                    backoff = min(backoff * 2 or 0.1, max_backoff)
                     logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
                     time.sleep(backoff)
                     continue
@@ -215,15 +268,7 @@ class PreforkRunner:
                     continue
                 set_title(f"blueque-task: {task.queue} {task.id}")
                 try:
-                    # The listener's own heartbeat would stop while the task runs in
-                    # this thread: the task heartbeat thread keeps both alive.
-                    perform(
-                        self._client,
-                        task,
-                        self._callback,
-                        heartbeat_interval=self._interval,
-                        heartbeat_listener=listener.id,
-                    )
+                    perform(self._client, task, self._callback, heartbeat=heartbeat)
                 except TaskNotOwned as exc:
                     logger.warning("Not running task %s: %s", task.id, exc)
                 done += 1

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import TYPE_CHECKING
 
 from . import keys
-from .errors import TaskNotOwned
+from .errors import MalformedTask, TaskNotOwned
 from .processes import process_token
 from .task import COMPLETE, FAILED, Task
 
@@ -54,13 +55,25 @@ class Processor:
         """Record that process ``pid`` (default: this one) runs the task; return its parameters.
 
         Raises :class:`TaskNotOwned` if the task is no longer reserved by its
-        listener (recovery handed it on): it must not run.
+        listener (recovery handed it on): it must not run. Raises
+        :class:`MalformedTask` (a ``TaskNotOwned``) if its counters are
+        malformed: the task has been failed with that error.
         """
         pid = os.getpid() if pid is None else pid
-        attempt = self._scripts.start(
-            keys=[keys.task(self._task.id), keys.started(self._queue), keys.task_heartbeats()],
-            args=[self._task.id, self._listener_id, pid, process_token(pid), time.time()],
+        attempt = int(
+            self._scripts.start(
+                keys=[
+                    keys.task(self._task.id),
+                    keys.started(self._queue),
+                    keys.task_heartbeats(),
+                    keys.reserved(self._queue, self._listener_id),
+                    keys.failed(self._queue),
+                ],
+                args=[self._task.id, self._listener_id, pid, process_token(pid), time.time()],
+            )
         )
+        if attempt < 0:
+            raise MalformedTask(f"Task {self._task.id} has malformed counters; it was failed without running")
         if not attempt:
             raise TaskNotOwned(f"Task {self._task.id} is no longer reserved by {self._listener_id}")
         self._pid = pid
@@ -86,6 +99,8 @@ class Processor:
 
     def retry(self, eta: float, error: str, *, exception: str = "", traceback: str = "") -> bool:
         """Send the task back to the scheduled set, to run again at ``eta``; False if not ours any more."""
+        if not math.isfinite(eta):
+            raise ValueError(f"A retry's time must be a finite number of seconds, not {eta!r}")
         recorded = self._scripts.retry(
             keys=[
                 keys.reserved(self._queue, self._listener_id),
@@ -95,7 +110,17 @@ class Processor:
                 keys.task_heartbeats(),
                 keys.retrying(self._queue),
             ],
-            args=[self._task.id, self._member(), self._attempt or "", eta, time.time(), error, exception, traceback],
+            args=[
+                self._task.id,
+                self._member(),
+                self._attempt or "",
+                self._listener_id,
+                eta,
+                time.time(),
+                error,
+                exception,
+                traceback,
+            ],
         )
         return bool(recorded)
 
@@ -116,6 +141,15 @@ class Processor:
                 finished_key,
                 keys.task_heartbeats(),
             ],
-            args=[self._task.id, member, self._attempt or "", status, *fields, "updated", time.time()],
+            args=[
+                self._task.id,
+                member,
+                self._attempt or "",
+                self._listener_id,
+                status,
+                *fields,
+                "updated",
+                time.time(),
+            ],
         )
         return bool(recorded)

@@ -7,6 +7,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from . import keys
+from .keys import validate_queue_name, validate_task_id
 from .replies import strings
 from .task import COMPLETE, FAILED, PENDING, SCHEDULED, Task
 
@@ -23,12 +24,6 @@ DUE_BATCH = 500
 
 def new_task_id() -> str:
     return str(uuid.uuid4())
-
-
-def validate_queue_name(name: str) -> str:
-    if not isinstance(name, str) or not name or name != name.strip():
-        raise ValueError(f"A queue name must be a non-empty string without surrounding spaces, not {name!r}")
-    return name
 
 
 class Queue:
@@ -51,7 +46,7 @@ class Queue:
     ) -> str:
         if not isinstance(parameters, str):
             raise TypeError(f"Task parameters must be a string, not {type(parameters).__name__}")
-        task_id = task_id or new_task_id()
+        task_id = new_task_id() if task_id is None else validate_task_id(task_id)
         now = time.time()
         fields: dict[str, str | float] = dict(extra or {})
         fields.update(status=status, queue=self._name, parameters=parameters, created=now, updated=now)

@@ -13,7 +13,9 @@ from typing import Any
 
 
 def string(reply: Any) -> str:
-    return reply.decode() if isinstance(reply, bytes) else str(reply)
+    # surrogateescape: bytes that are not UTF-8 survive as lone surrogates
+    # instead of raising (the listener fails such a task; see listener.py).
+    return reply.decode("utf-8", "surrogateescape") if isinstance(reply, bytes) else str(reply)
 
 
 def string_or_none(reply: Any) -> str | None:

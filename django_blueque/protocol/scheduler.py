@@ -20,12 +20,17 @@ from typing import TYPE_CHECKING
 
 from . import keys
 from .cron import Cron
-from .listener import DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES
-from .liveness import prune_heartbeats
+from .liveness import (
+    DEFAULT_LISTENER_TIMEOUT,
+    DEFAULT_MAX_RECOVERIES,
+    DEFAULT_MAX_RELEASES,
+    prune_heartbeats,
+    reconnect_backoff_cap,
+)
 from .queue import DUE_BATCH, new_task_id
 from .replies import optional_strings, string, strings
 from .supervision import Supervision
-from .work import MAX_BACKOFF, TRANSIENT
+from .work import TRANSIENT
 
 if TYPE_CHECKING:
     from .client import Client
@@ -119,6 +124,7 @@ class Scheduler:
         interval: float = 0.25,
         listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
         max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+        max_releases: int = DEFAULT_MAX_RELEASES,
     ) -> None:
         self._client = client
         self._queues = None if queues is None else list(queues)
@@ -126,6 +132,10 @@ class Scheduler:
         self._interval = interval
         self._timeout = listener_timeout
         self._max_recoveries = max_recoveries
+        self._recovery = client.recovery(
+            [], timeout=listener_timeout, max_recoveries=max_recoveries, max_releases=max_releases
+        )
+        self._next_prune = 0.0
         self._script = client.redis.register_script(PERIODIC)
         # The last occurrence known handled, per periodic task: saves a round trip per tick.
         self._handled: dict[str, float] = {}
@@ -146,12 +156,19 @@ class Scheduler:
             if outcome is not None:
                 report.periodic[entry.name] = outcome
         if time.monotonic() >= self._next_recovery:
-            self._client.recover(queues, timeout=self._timeout, max_recoveries=self._max_recoveries)
+            self._recovery.queues = queues
+            self._recovery.poll()
+            self._next_recovery = time.monotonic() + self._recovery.interval
+        if time.monotonic() >= self._next_prune:
             # Recovery deregisters a dead listener within the timeout; its
             # heartbeat is forgotten much later, once surely of no use.
             prune_heartbeats(self._client.redis, max(HEARTBEAT_MEMORY, 10 * self._timeout))
-            self._next_recovery = time.monotonic() + self._timeout / 2
+            self._next_prune = time.monotonic() + self._timeout
         return report
+
+    def forget(self) -> None:
+        """After a Redis error: what was seen of the listeners no longer counts."""
+        self._recovery.forget()
 
     def _move_due(self, queues: list[str], now: float) -> int:
         moved = 0
@@ -216,7 +233,8 @@ class Scheduler:
                     self.tick()
                     backoff = 0.0
                 except TRANSIENT as exc:
-                    backoff = min(backoff * 2 or 0.1, MAX_BACKOFF)
+                    self.forget()
+                    backoff = min(backoff * 2 or 0.1, reconnect_backoff_cap(self._timeout))
                     logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 if burst:
                     return

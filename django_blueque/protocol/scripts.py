@@ -16,26 +16,6 @@ if TYPE_CHECKING:
     from redis import Redis
     from redis.commands.core import Script
 
-# After a listener moved an id into its reserved list: mark the task reserved
-# and return its hash, or, when the id does not name a pending task (a deleted
-# task, or an id pushed twice by a faulty producer), drop the id from the
-# reserved list so it is not run and not left behind.
-# KEYS: task hash, reserved list. ARGV: task id, listener id, now.
-# Returns the task's fields as a flat list (even length), or {status} (length
-# one, '' for no hash) when the id was dropped.
-RESERVE = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'reserved' and redis.call('HGET', KEYS[1], 'node') == ARGV[2] then
-    return redis.call('HGETALL', KEYS[1])  -- a retry after a lost reply: ours already
-end
-if status ~= 'pending' then
-    redis.call('LREM', KEYS[2], 1, ARGV[1])
-    return {status or ''}
-end
-redis.call('HSET', KEYS[1], 'status', 'reserved', 'node', ARGV[2], 'updated', ARGV[3])
-return redis.call('HGETALL', KEYS[1])
-"""
-
 # Take the oldest pending id of the first queue that has one, in the order the
 # queues are given, so a listener on several queues serves them by priority
 # and never takes more than one task. When all are empty (an idle poll) it
@@ -120,31 +100,17 @@ return 1
 
 # Add a listener to its queue's set; count it in blueque_queues only once.
 # A listener that keeps a heartbeat beats here first, so it is never seen
-# registered without one.
-# KEYS: listeners set, queues sorted set, listener heartbeats.
-# ARGV: listener id, queue name, '1' to beat.
+# registered without one, and publishes its timeout.
+# KEYS: listeners set, queues sorted set, listener heartbeats, listener timeouts.
+# ARGV: listener id, queue name, its timeout ('' = a listener that does not beat).
 REGISTER = """
-if ARGV[3] == '1' then
+if ARGV[3] ~= '' then
     local t = redis.call('TIME')
     redis.call('ZADD', KEYS[3], tonumber(t[1]) + tonumber(t[2]) / 1000000, ARGV[1])
+    redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 end
 if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
     redis.call('ZINCRBY', KEYS[2], 1, ARGV[2])
-    return 1
-end
-return 0
-"""
-
-# Remove a listener from its queue's set, unless it still holds tasks (then
-# recovery must still be able to find its reserved list through the set).
-# KEYS: listeners set, queues sorted set, the listener's reserved list.
-# ARGV: listener id, queue name. Returns 1 when removed.
-DEREGISTER = """
-if redis.call('LLEN', KEYS[3]) > 0 then
-    return 0
-end
-if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then
-    redis.call('ZINCRBY', KEYS[2], -1, ARGV[2])
     return 1
 end
 return 0
@@ -155,7 +121,7 @@ class Scripts:
     """The scripts registered on one Redis client (EVALSHA, loaded on demand)."""
 
     def __init__(self, redis: Redis) -> None:
-        self.reserve: Script = redis.register_script(RESERVE)
+        self.reserve: Script = redis.register_script(lifecycle_scripts.RESERVE)
         self.take_first: Script = redis.register_script(TAKE_FIRST)
         self.enqueue_due: Script = redis.register_script(ENQUEUE_DUE)
         self.reclaim: Script = redis.register_script(RECLAIM)
@@ -167,4 +133,4 @@ class Scripts:
         self.beat: Script = redis.register_script(lifecycle_scripts.BEAT)
         self.give_back: Script = redis.register_script(lifecycle_scripts.GIVE_BACK)
         self.recover: Script = redis.register_script(lifecycle_scripts.RECOVER)
-        self.deregister: Script = redis.register_script(DEREGISTER)
+        self.deregister: Script = redis.register_script(lifecycle_scripts.DEREGISTER)

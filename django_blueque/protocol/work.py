@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import redis.exceptions
 
 from .errors import Retry
+from .liveness import Run
 from .task import Task
 
 if TYPE_CHECKING:
@@ -63,56 +66,125 @@ def with_retries(step: Callable[[], T], what: str) -> T:
             delay = min(delay * 2, MAX_BACKOFF)
 
 
-class TaskHeartbeat:
-    """Beats for one running task from a thread, until stopped.
+#: Exit statuses of a task's process that stopped itself: its task was taken
+#: over by another worker, or (LOST_REDIS="stop") Redis was out of reach.
+EXIT_TAKEN_OVER, EXIT_REDIS_LOST = 4, 5
 
-    The thread keeps the task alive in other workers' eyes even if this
-    process's listener dies; a task whose code holds the GIL for long can
-    starve it, which is why the listener beats for its children too.
-    """
 
-    def __init__(self, client: Client, task_id: str, interval: float, listener_id: str | None = None) -> None:
-        self._client = client
-        self._task_id = task_id
-        self._listener_id = listener_id
-        self._interval = interval
+def stop_after_redis_lost(timeout: float) -> float:
+    """With LOST_REDIS="stop": seconds without a successful heartbeat after which a
+    worker stops its tasks. Observers judge a listener dead only after watching
+    it silent for the whole timeout, from no earlier than its last beat was
+    sent, so the stop comes a quarter of the timeout before any takeover."""
+    return timeout * 0.75
+
+
+class RedisWatchdog:
+    """Calls ``on_lost`` (from a thread, every tenth of a second or so) while no
+    heartbeat has succeeded for ``after`` seconds. The thread does not touch
+    Redis, so a call hanging on a dead connection cannot delay it."""
+
+    def __init__(self, after: float, on_lost: Callable[[], None]) -> None:
+        self._after = after
+        self._on_lost = on_lost
+        self._last = time.monotonic()
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"blueque-heartbeat-{task_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="blueque-redis-watchdog", daemon=True)
         self._thread.start()
 
+    def beat_sent(self, at: float) -> None:
+        """A heartbeat sent at ``at`` (monotonic) succeeded."""
+        self._last = max(self._last, at)
+
     def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            try:
-                self._client.beat(self._listener_id, [self._task_id])
-            except Exception:  # the next beat may succeed; recovery tolerates a few missed
-                logger.warning("Heartbeat for task %s failed", self._task_id, exc_info=True)
+        while not self._stopped.wait(min(0.1, self._after / 10)):
+            if time.monotonic() - self._last >= self._after:
+                self._on_lost()
 
     def stop(self) -> None:
         self._stopped.set()
 
 
-def perform(
-    client: Client,
-    task: Task,
-    callback: TaskCallback,
-    *,
-    heartbeat_interval: float | None = None,
-    heartbeat_listener: str | None = None,
-) -> bool:
+@dataclass(frozen=True)
+class Heartbeat:
+    """How a worker's task process beats for its task.
+
+    ``beat`` sends one heartbeat for the runs given and returns those taken
+    over by another worker. A process whose task was taken over leaves at
+    once (``EXIT_TAKEN_OVER``), so two runs overlap at most until the first
+    heartbeat after a partition heals; with ``redis_lost_after`` (LOST_REDIS
+    "stop") it also leaves (``EXIT_REDIS_LOST``) once no beat has succeeded
+    for that long, before anyone may take its task over.
+    """
+
+    interval: float
+    beat: Callable[[list[Run]], list[str]]
+    redis_lost_after: float | None = None
+
+
+class TaskHeartbeat:
+    """Beats for one running task from a thread, until stopped.
+
+    The thread keeps the task alive in other workers' eyes even if this
+    process's listener dies; a task whose code holds the GIL for long can
+    starve it, which is why the fork runner's main process beats for its
+    children too.
+    """
+
+    def __init__(self, heartbeat: Heartbeat, run: Run) -> None:
+        self._heartbeat = heartbeat
+        self._run_of = run
+        self._stopped = threading.Event()
+        self._watchdog = (
+            None
+            if heartbeat.redis_lost_after is None
+            else RedisWatchdog(heartbeat.redis_lost_after, lambda: self._leave(EXIT_REDIS_LOST))
+        )
+        self._thread = threading.Thread(target=self._run, name=f"blueque-heartbeat-{run.task_id}", daemon=True)
+        self._thread.start()
+
+    def _leave(self, status: int) -> None:
+        reason = "another worker took it over" if status == EXIT_TAKEN_OVER else "Redis is out of reach"
+        logger.warning("Stopping task %s: %s", self._run_of.task_id, reason)
+        logging.shutdown()
+        os._exit(status)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._heartbeat.interval):
+            sent = time.monotonic()
+            try:
+                taken = self._heartbeat.beat([self._run_of])
+            except Exception:  # the next beat may succeed; recovery tolerates a few missed
+                logger.warning("Heartbeat for task %s failed", self._run_of.task_id, exc_info=True)
+                continue
+            if self._watchdog is not None:
+                self._watchdog.beat_sent(sent)
+            if taken and not self._stopped.is_set():
+                self._leave(EXIT_TAKEN_OVER)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._watchdog is not None:
+            self._watchdog.stop()
+
+
+def perform(client: Client, task: Task, callback: TaskCallback, *, heartbeat: Heartbeat | None = None) -> bool:
     """Run a reserved task here and record the outcome; True if it completed.
 
     Any exception from ``callback`` fails the task, with its message, class
     and traceback; only ``KeyboardInterrupt`` propagates, leaving the task
-    started for recovery to find. With ``heartbeat_interval`` a thread beats
-    for the task (and for ``heartbeat_listener``, when the listener runs the
-    task in its own thread) while it runs. Raises ``TaskNotOwned`` (and runs nothing)
+    started for recovery to find. With ``heartbeat`` a thread beats for the
+    task while it runs, and ends this process if the task is taken over (see
+    :class:`Heartbeat`): for a worker's task processes only. Raises
+    ``TaskNotOwned`` (and runs nothing)
     if the task was handed to another listener meanwhile. The start and the
     outcome are retried while Redis is unreachable, so an outcome produced
     during an outage is stored once Redis is back.
     """
     processor = client.get_processor(task)
     with_retries(processor.start, f"starting task {task.id}")
-    beating = TaskHeartbeat(client, task.id, heartbeat_interval, heartbeat_listener) if heartbeat_interval else None
+    assert processor.attempt is not None
+    beating = None if heartbeat is None else TaskHeartbeat(heartbeat, Run(task.id, os.getpid(), processor.attempt))
     try:
         try:
             result = result_string(callback(task))

@@ -69,6 +69,7 @@ BLUEQUE = {
     "REDIS_URL": os.environ.get("BLUEQUE_REDIS_URL", "redis://127.0.0.1:6379/0"),
     "LISTENER_TIMEOUT": float(os.environ.get("BLUEQUE_LISTENER_TIMEOUT", "60")),
     "MAX_RECOVERIES": int(os.environ.get("BLUEQUE_MAX_RECOVERIES", "3")),
+    "LOST_REDIS": os.environ.get("BLUEQUE_LOST_REDIS", "continue"),
     "RESULT_TTL": float(os.environ.get("BLUEQUE_RESULT_TTL", "86400")),
     "FAILED_RESULT_TTL": float(os.environ.get("BLUEQUE_FAILED_RESULT_TTL", "604800")),
     "QUEUES": {

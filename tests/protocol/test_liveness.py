@@ -1,13 +1,41 @@
-"""Recovery of the tasks of dead listeners, rule by rule."""
+"""Recovery of the tasks of dead listeners, rule by rule.
+
+Time is a fake monotonic clock, stepped as a real observer would watch; the
+heartbeats are the server's, as real listeners write them.
+"""
 
 import os
 import subprocess
+from collections import Counter
 
 from redis import Redis
 
 from django_blueque.protocol import Client, keys
 from django_blueque.protocol.listener import hostname
+from django_blueque.protocol.liveness import Recovery, Watch
 from django_blueque.protocol.processes import process_token
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def recovery(client: Client, clock: Clock, timeout: float = 2.0, max_recoveries: int = 3) -> Recovery:
+    return Recovery(client.redis, client.scripts, ["q"], timeout=timeout, max_recoveries=max_recoveries, clock=clock)
+
+
+def watch_for(observer: Recovery, clock: Clock, seconds: float) -> Counter[str]:
+    """Poll as a live observer does, every interval, for ``seconds``; return what was recovered."""
+    counts = observer.poll()
+    end = clock.now + seconds
+    while clock.now < end:
+        clock.now += observer.interval
+        counts += observer.poll()
+    return counts
 
 
 def dead_pid() -> int:
@@ -34,10 +62,14 @@ def test_a_silent_listeners_tasks(client: Client, db: Redis) -> None:
     reserved = held(client, db, gone, "reserved")
     lost = held(client, db, gone, "started", pid=1)
     db.zadd(keys.task_heartbeats(), {lost: 1.0})
-    counts = client.recover(["q"], timeout=2)
+    db.hset(keys.listener_timeouts(), gone, 2)
+    clock = Clock()
+    observer = recovery(client, clock)
+    assert watch_for(observer, clock, 1.5) == {}  # not watched silent for its timeout yet
+    counts = watch_for(observer, clock, 1.0)
     assert counts == {"released": 1, "requeued": 1, "listeners": 1}
     released, requeued = client.get_tasks([reserved, lost])
-    assert (released.status, "recoveries" in released.fields) == ("pending", False)
+    assert (released.status, released.fields["releases"], "recoveries" in released.fields) == ("pending", "1", False)
     assert (requeued.status, requeued.fields["recoveries"], requeued.node) == ("pending", "1", None)
     assert "stopped answering" in requeued.fields["lost"]
     assert db.lrange(keys.pending("q"), 0, -1) == [reserved, lost]  # at the front, oldest first
@@ -49,9 +81,14 @@ def test_a_started_task_whose_process_still_beats_is_left_alone(client: Client, 
     gone = "far.example_1"
     db.zadd(keys.heartbeats(), {gone: 1.0})
     running = held(client, db, gone, "started", pid=1)
-    db.zadd(keys.task_heartbeats(), {running: 1.0})  # as its start did, long ago
-    client.beat(None, [running])  # and its process beats still
-    assert client.recover(["q"], timeout=2) == {"running": 1}
+    db.zadd(keys.task_heartbeats(), {running: 1.0})  # as its start did
+    clock = Clock()
+    observer = recovery(client, clock)
+    counts: Counter[str] = Counter()
+    for _ in range(10):  # its process beats on while the listener is silent
+        client.beat(None, [running])
+        counts += watch_for(observer, clock, 0.5)
+    assert counts["running"] > 0 and set(counts) == {"running"}
     assert client.get_task(running).status == "started"
     assert db.smembers(keys.listeners("q")) == {gone}  # still holds a task
 
@@ -59,8 +96,11 @@ def test_a_started_task_whose_process_still_beats_is_left_alone(client: Client, 
 def test_a_live_listener_is_not_touched(client: Client, db: Redis) -> None:
     alive = "near.example_1"
     task_id = held(client, db, alive, "started", pid=1)
-    client.beat(alive)
-    assert client.recover(["q"], timeout=2) == {}
+    clock = Clock()
+    observer = recovery(client, clock)
+    for _ in range(10):
+        client.beat(alive)
+        assert watch_for(observer, clock, 0.5) == {}
     assert client.get_task(task_id).status == "started"
 
 
@@ -69,7 +109,8 @@ def test_lost_too_often_fails_as_worker_lost(client: Client, db: Redis) -> None:
     db.zadd(keys.heartbeats(), {gone: 1.0})
     task_id = held(client, db, gone, "started", pid=1)
     db.hset(keys.task(task_id), "recoveries", 3)
-    assert client.recover(["q"], timeout=2, max_recoveries=3)["failed"] == 1
+    clock = Clock()
+    assert watch_for(recovery(client, clock, max_recoveries=3), clock, 3)["failed"] == 1
     task = client.get_task(task_id)
     assert task.status == "failed"
     assert task.error == "Worker lost 4 times; last: listener far.example_1 stopped answering"
@@ -83,12 +124,13 @@ def test_listeners_that_never_beat_are_judged_by_pid_and_process_start_time(clie
     mine = os.getpid()
     still_running = held(client, db, old, "started", pid=mine, token=process_token(mine))
     pid_reused = held(client, db, old, "started", pid=mine, token="a-process-that-is-gone")
-    counts = client.recover(["q"], timeout=2)
-    assert counts == {"running": 1, "requeued": 1}
+    clock = Clock()
+    observer = recovery(client, clock)
+    assert observer.poll() == {"running": 1, "requeued": 1}  # no watching needed: the OS knows
     assert [t.status for t in client.get_tasks([still_running, pid_reused])] == ["started", "pending"]
     elsewhere = f"other.example_{dead_pid()}"
     held(client, db, elsewhere, "reserved")
-    assert client.recover(["q"], timeout=2) == {"running": 1}  # another host's: never judged by pid here
+    assert observer.poll() == {"running": 1}  # another host's: never judged by pid here
 
 
 def test_a_beat_just_after_a_task_finished_does_not_bring_it_back(client: Client, db: Redis) -> None:
@@ -107,7 +149,85 @@ def test_a_beat_just_after_a_task_finished_does_not_bring_it_back(client: Client
 def test_the_scheduler_forgets_heartbeats_of_listeners_long_gone(client: Client, db: Redis) -> None:
     from django_blueque.protocol.scheduler import Scheduler
 
-    db.zadd(keys.heartbeats(), {"gone.example_1": 1.0})
+    db.zadd(keys.heartbeats(), {"gone.example_1": 1.0, "unrecovered.example_3": 1.0})
+    db.hset(keys.listener_timeouts(), mapping={"gone.example_1": 60, "unrecovered.example_3": 60})
+    client.get_queue("q").enqueue("x")
+    db.sadd(keys.listeners("q"), "unrecovered.example_3")  # never recovered: still listed
     client.beat("here.example_2")
-    Scheduler(client).tick()
-    assert db.zrange(keys.heartbeats(), 0, -1) == ["here.example_2"]
+    Scheduler(client, ["other"]).tick()
+    assert db.zrange(keys.heartbeats(), 0, -1) == ["unrecovered.example_3", "here.example_2"]
+    assert sorted(db.hkeys(keys.listener_timeouts())) == ["here.example_2", "unrecovered.example_3"]
+
+
+def test_an_observer_judges_nobody_on_what_it_saw_before_an_error_a_gap_or_a_restart(client: Client, db: Redis) -> None:
+    gone = "far.example_1"
+    db.zadd(keys.heartbeats(), {gone: 1.0})
+    db.hset(keys.listener_timeouts(), gone, 2)
+    held(client, db, gone, "reserved")
+    clock = Clock()
+    observer = recovery(client, clock)
+    assert watch_for(observer, clock, 1.5) == {}
+    observer.forget()  # a Redis error: everything seen so far no longer counts
+    assert watch_for(observer, clock, 1.5) == {}
+    clock.now += 5  # the observer was frozen: a gap in its watch
+    assert watch_for(observer, clock, 1.5) == {}
+    assert watch_for(observer, clock, 1.0) == {"released": 1, "listeners": 1}
+
+
+def test_a_watch_forgets_when_the_server_is_another_process() -> None:
+    clock = Clock()
+    watch = Watch(max_gap=1.0, clock=clock)
+    watch.observe({"a": 1.0}, "run-1", clock.now)
+    clock.now += 0.5
+    watch.observe({"a": 1.0}, "run-1", clock.now)
+    assert watch.silent_for("a") == 0.5
+    clock.now += 0.5
+    watch.observe({"a": 1.0}, "run-2", clock.now)  # Redis restarted (from its AOF, say)
+    assert watch.silent_for("a") == 0.0
+
+
+def test_each_listener_is_judged_by_its_own_timeout(client: Client, db: Redis) -> None:
+    quick, slow = "quick.example_1", "slow.example_2"
+    db.zadd(keys.heartbeats(), {quick: 1.0, slow: 1.0})
+    db.hset(keys.listener_timeouts(), mapping={quick: 2, slow: 60})
+    quick_task, slow_task = held(client, db, quick, "reserved"), held(client, db, slow, "reserved")
+    clock = Clock()
+    observer = recovery(client, clock, timeout=10.0)  # the observer's own timeout is neither
+    assert observer.interval == 2.5
+    watch_for(observer, clock, 0.1)
+    assert observer.interval == 0.5  # it watches at the pace of the shortest timeout in play
+    assert watch_for(observer, clock, 3) == {"released": 1, "listeners": 1}
+    assert [t.status for t in client.get_tasks([quick_task, slow_task])] == ["pending", "reserved"]
+
+
+def test_a_listener_judged_dead_that_beats_again_is_whole_again(client: Client, db: Redis) -> None:
+    queue = client.get_queue("q")
+    listener = client.get_listener("q", heartbeat=True, timeout=2)
+    clock = Clock()
+    observer = recovery(client, clock)
+    assert watch_for(observer, clock, 3) == {"listeners": 1}  # silent, holding nothing
+    assert listener.id not in db.smembers(keys.listeners("q"))
+    listener.beat()  # it wakes up
+    assert listener.id in db.smembers(keys.listeners("q"))
+    assert db.zscore(keys.queues(), "q") == 1
+    queue.enqueue("x")
+    task = listener.listen(timeout=1)
+    assert task is not None
+    client.get_processor(task).start()
+    assert watch_for(observer, clock, 3)["requeued"] == 1  # it dies: its later task is recovered
+    assert client.get_task(task.id).status == "pending"
+
+
+def test_a_verdict_is_void_if_the_listener_beats_before_it_is_carried_out(client: Client, db: Redis) -> None:
+    listener = client.get_listener("q", heartbeat=True, timeout=2)
+    client.get_queue("q").enqueue("x")
+    task = listener.listen(timeout=1)
+    assert task is not None
+    clock = Clock()
+    observer = recovery(client, clock)
+    assert watch_for(observer, clock, 1.4) == {}
+    judged = repr(db.zscore(keys.heartbeats(), listener.id))
+    listener.beat()  # between the observer's poll and its recovery
+    assert observer.recover_listener("q", listener.id, judged) == {}
+    assert client.get_task(task.id).status == "reserved"
+    assert listener.id in db.smembers(keys.listeners("q"))

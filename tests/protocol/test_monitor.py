@@ -86,13 +86,19 @@ def test_what_a_dead_monitor_held_is_reported_again(client: Client, db: Redis) -
     # It takes a batch and dies before recording it as reported.
     dead._take(keys=[keys.complete("q"), keys.monitoring("m_dead")], args=["q", "complete", 3])
     db.zadd(keys.heartbeats(), {"m_dead": 1.0})
+    db.hset(keys.listener_timeouts(), "m_dead", 2)
     seen, hooks = recorder()
-    alive = Monitor(client, listener_timeout=2, **hooks)
-    assert alive.restore_dead_monitors() == 3
+    now = [0.0]
+    alive = Monitor(client, listener_timeout=2, clock=lambda: now[0], **hooks)
+    restored = []
+    for _ in range(6):  # watched silent for 2 s, then judged dead
+        restored.append(alive.restore_dead_monitors())
+        now[0] += 0.5
+    assert restored == [0, 0, 0, 0, 3, 0]
     while alive.report():
         pass
     assert sorted(task_id for _, task_id in seen) == sorted(ids)
-    assert db.smembers(keys.monitors()) == set()
+    assert db.smembers(keys.monitors()) == {alive.id}  # the dead one is gone; the live one beat
 
 
 def test_a_live_monitors_work_is_left_alone(client: Client, db: Redis) -> None:
@@ -101,8 +107,28 @@ def test_a_live_monitors_work_is_left_alone(client: Client, db: Redis) -> None:
     busy.register()
     busy._take(keys=[keys.complete("q"), keys.monitoring("m_busy")], args=["q", "complete", 2])
     _, hooks = recorder()
-    assert Monitor(client, **hooks).restore_dead_monitors() == 0
+    now = [0.0]
+    observer = Monitor(client, listener_timeout=2, clock=lambda: now[0], **hooks)
+    for _ in range(10):
+        busy.beat()
+        assert observer.restore_dead_monitors() == 0
+        now[0] += 0.5
     assert db.llen(keys.monitoring("m_busy")) == 2
+
+
+def test_a_slow_monitor_written_off_is_whole_again_when_it_beats(client: Client, db: Redis) -> None:
+    slow = Monitor(client, on_complete=lambda task: None, on_failed=lambda task: None, monitor_id="m_slow")
+    slow.register()
+    db.hset(keys.listener_timeouts(), "m_slow", 2)
+    _, hooks = recorder()
+    now = [0.0]
+    observer = Monitor(client, listener_timeout=2, clock=lambda: now[0], **hooks)
+    for _ in range(6):
+        observer.restore_dead_monitors()
+        now[0] += 0.5
+    assert "m_slow" not in db.smembers(keys.monitors())  # written off while its receivers ran
+    slow.beat()
+    assert "m_slow" in db.smembers(keys.monitors())
 
 
 def test_a_failing_hook_does_not_stop_the_others(client: Client) -> None:

@@ -102,6 +102,12 @@ def test_the_scheduler_sweeps_orphans(client: Client, db: Redis) -> None:
     db.sadd(keys.listeners("q"), "gone.example_1")
     db.lmove(keys.pending("q"), keys.reserved("q", "gone.example_1"), "RIGHT", "LEFT")
     db.hset(keys.task(task_id), mapping={"status": "reserved", "node": "gone.example_1"})
-    Scheduler(client, listener_timeout=2).tick()
+    scheduler = Scheduler(client, listener_timeout=2)
+    began = time.monotonic()
+    while client.get_task(task_id).status != "pending" and time.monotonic() - began < 5:
+        scheduler.tick()
+        time.sleep(0.05)
+    # Once it has itself watched the listener silent for its timeout, not before.
     assert client.get_task(task_id).status == "pending"
+    assert time.monotonic() - began >= 2
     assert db.smembers(keys.listeners("q")) == set()

@@ -12,6 +12,7 @@ import redis
 from django.conf import settings
 
 from django_blueque.compat import TaskContext, task
+from django_blueque.protocol.errors import Retry
 
 
 def _journal(context: TaskContext, event: str) -> None:
@@ -44,3 +45,10 @@ def nap(seconds: float) -> float:
     """Sleeps without touching Redis (for tests where Redis goes away)."""
     time.sleep(seconds)
     return seconds
+
+
+@task(takes_context=True)
+def retry_after(context: TaskContext, delay: str) -> None:
+    """Asks to run again after ``float(delay)`` seconds ("inf", "nan", "-1": delays JSON cannot carry as numbers)."""
+    _journal(context, "start")
+    raise Retry(float(delay))

@@ -10,7 +10,6 @@ from pathlib import Path
 from django.utils import timezone
 
 from django_blueque.protocol import Client, keys
-from django_blueque.protocol.listener import listener_id_for
 from tests.workers import tasks
 from tests.workers.conftest import Spawn, wait_for
 from tests.workers.receivers.apps import JOURNAL
@@ -35,17 +34,12 @@ def test_one_command_runs_scheduled_tasks_and_signals_them(blueque: Client, spaw
     wait_for(lambda: len(children_of(run.pid)) == 3 and worker_pid not in children_of(run.pid), 20, "a restart")
 
     # The killed worker's listener is found dead and removed by the others.
-    dead = listener_id_for(worker_pid)
-    wait_for(
-        lambda: (
-            dead
-            not in {
-                m.decode() if isinstance(m, bytes) else m for m in blueque.redis.smembers(keys.listeners("default"))
-            }
-        ),
-        20,
-        "the dead listener to go",
-    )
+    def listener_pids() -> set[int]:
+        members = blueque.redis.smembers(keys.listeners("default"))
+        parsed = (keys.parse_listener_id(m.decode() if isinstance(m, bytes) else m) for m in members)
+        return {found[1] for found in parsed if found is not None}
+
+    wait_for(lambda: worker_pid not in listener_pids(), 20, "the dead listener to go")
     run.send_signal(signal.SIGTERM)
     assert run.wait(30) == 0
     assert blueque.queue_stats()["default"].listeners == 0

@@ -41,6 +41,7 @@ class Command(BaseCommand):
             interval=options["interval"],
             listener_timeout=config.listener_timeout,
             max_recoveries=config.max_recoveries,
+            max_releases=config.max_releases,
         )
         logging.getLogger("django_blueque").info(
             "Scheduler serving %s", ", ".join(options["queues"]) or "every queue in Redis"

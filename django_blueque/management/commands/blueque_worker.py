@@ -55,6 +55,8 @@ class Command(BaseCommand):
             "before_fork": connections.close_all,
             "listener_timeout": config.listener_timeout,
             "max_recoveries": config.max_recoveries,
+            "max_releases": config.max_releases,
+            "lost_redis": config.lost_redis,
             "grace": options["grace"],
             "max_tasks": options["max_tasks"],
         }
