@@ -57,12 +57,6 @@ class Client:
         if sum(x is not None for x in (url, hostname, redis)) != 1:
             raise TypeError("Client needs exactly one of: a URL, hostname=..., or redis=...")
         if redis is not None:
-            resends = redis.get_retry()
-            if resends is not None and resends.get_retries() > 0:
-                raise ValueError(
-                    "This redis client resends commands after a connection error, which can move a task twice; "
-                    "give it retry=Retry(NoBackoff(), 0)"
-                )
             self._redis = redis
         else:
             options: dict[str, Any] = {"decode_responses": True, "encoding_errors": "surrogateescape"}
@@ -72,6 +66,12 @@ class Client:
                 self._redis = redis_py.Redis.from_url(url, **options)
             else:
                 self._redis = redis_py.Redis(host=hostname or "localhost", port=port, db=db, **options)
+        resends = self._redis.get_retry()
+        if resends is not None and resends.get_retries() > 0:
+            raise ValueError(
+                "This redis client resends commands after a connection error, which can move a task twice; "
+                "give it retry=Retry(NoBackoff(), 0)"
+            )
         self._scripts = Scripts(self._redis)
 
     @property
