@@ -207,3 +207,31 @@ def test_marking_a_taken_task_again_keeps_it(client: Client, db: Redis) -> None:
     # Another listener's reservation is still not ours to take.
     other = client.get_listener("q", listener_id="other.example_1")
     assert other._reserve("q", task_id) is None
+
+
+def test_a_taken_task_never_marked_reserved_is_given_back_by_its_owner(client: Client, db: Redis) -> None:
+    # A prefork child killed between the move and the reserve script: its
+    # parent gives back what it left, although the hash names no node.
+    task_id = client.get_queue("q").enqueue("x")
+    child = client.get_listener("q", heartbeat=True)
+    db.lmove(keys.pending("q"), keys.reserved("q", child.id), "RIGHT", "LEFT")
+    assert child.give_back(client.get_task(task_id), lost="killed") == "requeued"
+    assert db.lrange(keys.pending("q"), 0, -1) == [task_id]
+    assert db.llen(keys.reserved("q", child.id)) == 0
+    assert child.close() is True
+    assert db.zscore(keys.heartbeats(), child.id) is None
+
+
+def test_the_reserve_script_does_nothing_for_an_id_recovered_meanwhile(client: Client, db: Redis) -> None:
+    # A listener paused between the move and the reserve, whose id was
+    # recovered meanwhile and taken by another listener.
+    task_id = client.get_queue("q").enqueue("x")
+    paused = client.get_listener("q", heartbeat=True)
+    db.lmove(keys.pending("q"), keys.reserved("q", paused.id), "RIGHT", "LEFT")
+    db.lmove(keys.reserved("q", paused.id), keys.pending("q"), "LEFT", "RIGHT")  # as recovery does
+    other = client.get_listener("q", heartbeat=True)
+    assert other.listen(timeout=1) is not None
+    assert paused._reserve("q", task_id) is None
+    task = client.get_task(task_id)
+    assert (task.status, task.node) == ("reserved", other.id)
+    assert db.lrange(keys.reserved("q", other.id), 0, -1) == [task_id]

@@ -178,3 +178,18 @@ def test_a_task_that_kills_its_process_fails_after_max_recoveries(
     assert dead.exception == "django_blueque.protocol.errors.WorkerLost"
     assert len(journal(blueque, killer)) == 4  # the first run and MAX_RECOVERIES (3) more
     assert reserved_ids(blueque) == []
+
+
+def test_a_prefork_worker_recovers_the_tasks_of_a_dead_worker(blueque: Client, spawn_worker: Spawn) -> None:
+    # No scheduler and no fork-mode worker: the prefork worker alone must find them.
+    ids = [tasks.sleep.enqueue(30).id for _ in range(2)]
+    doomed = spawn_worker("default", "--concurrency", "2")
+    wait_for(lambda: statuses(blueque, ids) == ["started"] * 2, 20, "2 tasks to start")
+    spawn_worker("default", "--concurrency", "2", "--mode", "prefork")
+    os.killpg(doomed.pid, signal.SIGKILL)
+    wait_for(
+        lambda: all(len(journal(blueque, task_id)) == 2 for task_id in ids),
+        3 * LISTENER_TIMEOUT + 10,
+        "both tasks to start again on the prefork worker",
+    )
+    assert [task.fields.get("recoveries") for task in blueque.get_tasks(ids)] == ["1", "1"]
