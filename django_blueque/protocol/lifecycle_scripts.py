@@ -265,7 +265,7 @@ return 1
 # set, or the monitor set) if recovery took it out while it was silent, and
 # publishes its timeout. For each task it says whether the task is still
 # this listener's run (same node and attempt, and for a started task the
-# same pid): one that is not was taken over by another worker.
+# same pid, or finished by that run): one that is not was taken over.
 # KEYS: listener heartbeats, task heartbeats, listener timeouts, queues sorted set,
 #       registry set 1..n, task hash 1..m.
 # ARGV: listener id ('' = beat no listener), owner of the tasks, timeout, n,
@@ -285,9 +285,14 @@ for j = 1, (#ARGV - 4 - n) / 3 do
     if attempt then
         local fields = redis.call('HMGET', KEYS[4 + n + j], 'status', 'node', 'pid', 'attempt')
         local current = tonumber(fields[4]) or 0
-        ours = fields[2] == ARGV[2] and (
-            (fields[1] == 'started' and current == attempt and (pid == '' or fields[3] == pid))
-            or (fields[1] == 'reserved' and current == attempt - 1))
+        local status = fields[1]
+        -- Ours: still reserved for it, running it, or just finished (or sent
+        -- to be retried) by it, not yet reaped. Anything else means the task
+        -- was recovered from us and may be running elsewhere.
+        ours = (status == 'scheduled' and current == attempt) or (fields[2] == ARGV[2] and (
+            (status == 'reserved' and current == attempt - 1)
+            or (current == attempt and (status == 'complete' or status == 'failed'
+                or (status == 'started' and (pid == '' or fields[3] == pid))))))
     end
     if ours then
         running[#running + 1] = task_id

@@ -231,3 +231,19 @@ def test_a_verdict_is_void_if_the_listener_beats_before_it_is_carried_out(client
     assert observer.recover_listener("q", listener.id, judged) == {}
     assert client.get_task(task.id).status == "reserved"
     assert listener.id in db.smembers(keys.listeners("q"))
+
+
+def test_a_beat_tells_a_run_taken_over_from_one_that_just_finished(client: Client, db: Redis) -> None:
+    from django_blueque.protocol.liveness import Run
+
+    queue = client.get_queue("q")
+    listener = client.get_listener("q", heartbeat=True, timeout=2)
+    finished_id, taken_id = queue.enqueue("a"), queue.enqueue("b")
+    finished, taken = listener.listen(timeout=1), listener.listen(timeout=1)
+    assert finished is not None and taken is not None
+    for task in (finished, taken):
+        client.get_processor(task).start(pid=os.getpid())
+    assert listener.beat([Run(finished_id, os.getpid(), 1), Run(taken_id, os.getpid(), 1)]) == []
+    client.get_processor(client.get_task(finished_id)).complete("done")  # finished, not reaped yet
+    assert listener.give_back(client.get_task(taken_id), lost="cut off") == "requeued"  # as recovery does
+    assert listener.beat([Run(finished_id, os.getpid(), 1), Run(taken_id, os.getpid(), 1)]) == [taken_id]

@@ -85,7 +85,8 @@ def test_a_frozen_worker_cannot_overwrite_a_newer_attempt(blueque: Client, spawn
     # was taken over, and it is stopped (unless it ended first). Either way
     # its outcome must not land.
     time.sleep(3 * LISTENER_TIMEOUT)
-    assert len(journal(blueque, task_id)) in (3, 4)
+    # (It may have been frozen before its task's code wrote its first line.)
+    assert len(journal(blueque, task_id)) in (2, 3, 4)
     after = blueque.get_task(task_id)
     assert (after.fields["attempt"], after.pid, after.updated) == ("2", winner.pid, winner.updated)
     assert blueque.task_ids("default", "complete") == [task_id]
