@@ -15,6 +15,7 @@ from pytest_django import Settings as SettingsWrapper
 
 from django_blueque.connection import get_client
 from django_blueque.protocol import Client
+from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 MANAGE = ROOT / "testproject" / "manage.py"
@@ -77,6 +78,17 @@ def spawn_worker(blueque: Client, redis_url: str, tmp_path: Path) -> Iterator[Sp
             process.wait(10)
     # Children of a worker killed above may outlive it for a moment.
     time.sleep(0.1)
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path, settings: SettingsWrapper, blueque: Client) -> Iterator[RedisServer]:
+    # After the blueque fixture, so this server wins in the settings.
+    server = RedisServer(tmp_path / "persistent", persistent=True)
+    server.directory.mkdir()
+    server.start()
+    settings.BLUEQUE = {**settings.BLUEQUE, "REDIS_URL": server.url}
+    yield server
+    server.stop()
 
 
 def journal(client: Client, task_id: str) -> list[tuple[str, int, float]]:

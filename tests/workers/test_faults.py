@@ -7,11 +7,8 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from pytest_django import Settings as SettingsWrapper
 
 from django_blueque.connection import get_client
 from django_blueque.protocol import Client
@@ -131,17 +128,6 @@ def test_grace_period_then_running_tasks_go_back(blueque: Client, spawn_worker: 
     assert 0.9 < time.monotonic() - stopped < 10
     assert statuses(blueque, ids) == ["pending"] * 2
     assert reserved_ids(blueque) == []
-
-
-@pytest.fixture
-def persistent_redis(tmp_path: Path, settings: SettingsWrapper, blueque: Client) -> Iterator[RedisServer]:
-    # After the blueque fixture, so this server wins in the settings.
-    server = RedisServer(tmp_path / "persistent", persistent=True)
-    server.directory.mkdir()
-    server.start()
-    settings.BLUEQUE = {**settings.BLUEQUE, "REDIS_URL": server.url}
-    yield server
-    server.stop()
 
 
 def test_a_redis_restart_under_a_busy_worker(persistent_redis: RedisServer, spawn_worker: Spawn) -> None:

@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
-from pytest_django import Settings as SettingsWrapper
 
 from django_blueque.connection import get_client
 from django_blueque.protocol import Client, Task, keys
@@ -267,17 +266,6 @@ def spawn(spawn_worker: Spawn, journal: Journal, monkeypatch: pytest.MonkeyPatch
         return spawn_worker(*args, **kwargs)
 
     return start
-
-
-@pytest.fixture
-def persistent_redis(tmp_path: Path, settings: SettingsWrapper, blueque: Client) -> Iterator[RedisServer]:
-    # After the blueque fixture, so this server wins in the settings.
-    server = RedisServer(tmp_path / "persistent", persistent=True)
-    server.directory.mkdir()
-    server.start()
-    settings.BLUEQUE = {**settings.BLUEQUE, "REDIS_URL": server.url}
-    yield server
-    server.stop()
 
 
 @pytest.fixture
