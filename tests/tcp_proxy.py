@@ -15,6 +15,8 @@ bytes (client to server, server to client).
   Replies Redis sends to a client that is gone are dropped.
 - :meth:`TcpProxy.drop_next_reply` loses one reply: the command reaches Redis
   and runs, Redis's reply is swallowed and that client connection is closed.
+- :meth:`TcpProxy.hold_next` delays one command: it reaches Redis only at
+  :meth:`TcpProxy.release`, and its client waits for the reply meanwhile.
 - :meth:`TcpProxy.reset_all` closes every connection at once.
 """
 
@@ -57,20 +59,25 @@ class _Direction:
             except OSError:
                 return False
             with self.lock:
-                if self.connection.proxy.is_cut:
+                # Cut or held since the last chunk, or healed or released with
+                # something buffered, which goes first (it may be held again).
+                if not self._blocked() and not self._flush_locked():
+                    return False
+                if self._blocked():
                     if data:
                         self.buffer.append(data)
                         continue
                     self.eof_buffered = True
                     return True
-                # Healed since the last chunk: what was buffered goes first.
-                if not self._flush_locked():
-                    return False
                 if not data:
                     self._send_eof()
                     return True
                 if not self._forward(data):
                     return False
+
+    def _blocked(self) -> bool:
+        """Whether bytes wait: the proxy is cut, or this is a held command's direction."""
+        return self.connection.proxy.is_cut or (self.upstream and self.connection.held)
 
     def flush(self) -> None:
         """Deliver what was buffered during a cut, and the end of the stream if it came."""
@@ -80,11 +87,10 @@ class _Direction:
             self.connection.close()
 
     def _flush_locked(self) -> bool:
-        buffered, self.buffer = self.buffer, []
-        for data in buffered:
-            if not self._forward(data):
+        while self.buffer and not self._blocked():
+            if not self._forward(self.buffer.pop(0)):
                 return False
-        if self.eof_buffered:
+        if self.eof_buffered and not self._blocked():
             self.eof_buffered = False
             self._send_eof()
         return True
@@ -93,6 +99,11 @@ class _Direction:
         """Send ``data`` on; False if the connection must close."""
         proxy = self.connection.proxy
         if self.upstream:
+            if proxy.take_hold(data):
+                # Held: it waits, first in line, for release().
+                self.connection.held = True
+                self.buffer.insert(0, data)
+                return True
             if proxy.take_drop(data):
                 self.connection.dropping.set()
         elif self.connection.dropping.is_set():
@@ -115,6 +126,8 @@ class _Connection:
         self.client = client
         self.server = server
         self.dropping = threading.Event()
+        #: A command of this connection is held (hold_next): nothing more goes up until release().
+        self.held = False
         self.directions = (_Direction(self, client, server, True), _Direction(self, server, client, False))
         self._lock = threading.Lock()
         self._pumps = 2
@@ -168,6 +181,7 @@ class TcpProxy:
         self._connections: set[_Connection] = set()
         self._cut = False
         self._drop: bytes | None = None
+        self._hold: bytes | None = None
         self._stopped = threading.Event()
         self._accepter = threading.Thread(target=self._accept_loop, name=f"tcp-proxy-{self.port}", daemon=True)
         #: Connections accepted so far (for tests of the proxy itself).
@@ -218,6 +232,43 @@ class TcpProxy:
         """Whether :meth:`drop_next_reply` is armed and no command has matched yet."""
         with self._lock:
             return self._drop is not None
+
+    def hold_next(self, matching: bytes) -> None:
+        """Delay the next command whose bytes (one chunk read) contain ``matching``, until :meth:`release`.
+
+        Nothing more from that client connection reaches the server
+        meanwhile (its client waits for the reply, as on a slow network or
+        a stalled host); other connections are not affected. One command
+        only: arm again for the next.
+        """
+        with self._lock:
+            self._hold = matching
+
+    def take_hold(self, data: bytes) -> bool:
+        """Whether ``data`` (client to server) is the command to hold; disarms if so."""
+        with self._lock:
+            if self._hold is not None and self._hold in data:
+                self._hold = None
+                return True
+            return False
+
+    @property
+    def hold_pending(self) -> bool:
+        """Whether :meth:`hold_next` is armed and no command has matched yet."""
+        with self._lock:
+            return self._hold is not None
+
+    @property
+    def holding(self) -> bool:
+        """Whether a command is held now."""
+        return any(connection.held for connection in self._snapshot())
+
+    def release(self) -> None:
+        """Deliver held commands (and what followed them), in order."""
+        for connection in self._snapshot():
+            if connection.held:
+                connection.held = False
+                connection.flush()
 
     def reset_all(self) -> None:
         """Close every connection open now (both sides)."""

@@ -14,7 +14,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.tcp_proxy import TcpProxy
-from tests.workers.conftest import wait_for
+from tests.workers.runs import wait_for
 
 
 @pytest.fixture
@@ -132,6 +132,29 @@ def test_redis_py_by_default_sends_the_command_again_after_a_lost_reply(proxy: T
     assert conn.blmove("src", "dst", 1, "RIGHT", "LEFT") == "a"
     assert direct.lrange("dst", 0, -1) == ["a", "b"]
     conn.close()
+
+
+def test_a_held_command_reaches_redis_at_release_and_its_client_waits(proxy: TcpProxy, direct: redis.Redis) -> None:
+    held = through(proxy, socket_timeout=None)
+    other = through(proxy)
+    held.ping()
+    other.ping()
+    proxy.hold_next(b"INCR")
+    replies: list[int] = []
+    sender = threading.Thread(target=lambda: replies.append(int(held.incr("counter"))))
+    sender.start()
+    wait_for(lambda: proxy.holding, 5, "the INCR to be held")
+    assert not proxy.hold_pending
+    time.sleep(0.3)
+    assert direct.get("counter") is None and replies == [] and sender.is_alive()
+    assert other.incr("other") == 1  # other connections pass
+    direct.set("counter", 41)
+    proxy.release()
+    sender.join(5)
+    assert replies == [42] and not proxy.holding
+    assert held.incr("counter") == 43  # one command only
+    held.close()
+    other.close()
 
 
 def test_reset_all_closes_every_connection(proxy: TcpProxy, direct: redis.Redis) -> None:

@@ -287,9 +287,11 @@ for j = 1, (#ARGV - 4 - n) / 3 do
         local current = tonumber(fields[4]) or 0
         local status = fields[1]
         -- Ours: still reserved for it, running it, or just finished (or sent
-        -- to be retried) by it, not yet reaped. Anything else means the task
-        -- was recovered from us and may be running elsewhere.
-        ours = (status == 'scheduled' and current == attempt) or (fields[2] == ARGV[2] and (
+        -- to be retried) by it, not yet reaped; or gone (deleted, or lost
+        -- with Redis's data), which no other worker can run: the run ends
+        -- and its outcome script cleans up. Anything else means the task was
+        -- recovered from us and may be running elsewhere.
+        ours = not status or (status == 'scheduled' and current == attempt) or (fields[2] == ARGV[2] and (
             (status == 'reserved' and current == attempt - 1)
             or (current == attempt and (status == 'complete' or status == 'failed'
                 or (status == 'started' and (pid == '' or fields[3] == pid))))))

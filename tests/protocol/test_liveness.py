@@ -247,3 +247,22 @@ def test_a_beat_tells_a_run_taken_over_from_one_that_just_finished(client: Clien
     client.get_processor(client.get_task(finished_id)).complete("done")  # finished, not reaped yet
     assert listener.give_back(client.get_task(taken_id), lost="cut off") == "requeued"  # as recovery does
     assert listener.beat([Run(finished_id, os.getpid(), 1), Run(taken_id, os.getpid(), 1)]) == [taken_id]
+
+
+def test_a_beat_lets_the_run_of_a_deleted_task_end(client: Client, db: Redis) -> None:
+    # Deleted, or lost with Redis's data: no other worker can run it, so
+    # stopping the run would only waste its work; its outcome cleans up.
+    from django_blueque.protocol.liveness import Run
+
+    listener = client.get_listener("q", heartbeat=True, timeout=2)
+    task_id = client.get_queue("q").enqueue("a")
+    task = listener.listen(timeout=1)
+    assert task is not None
+    processor = client.get_processor(task)
+    processor.start(pid=os.getpid())
+    db.delete(keys.task(task_id))
+    assert listener.beat([Run(task_id, os.getpid(), 1)]) == []
+    assert not processor.complete("done")
+    assert db.zscore(keys.task_heartbeats(), task_id) is None
+    assert not db.exists(keys.task(task_id))
+    assert db.lrange(keys.reserved("q", listener.id), 0, -1) == []

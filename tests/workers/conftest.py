@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from pytest_django import Settings as SettingsWrapper
@@ -16,12 +17,12 @@ from pytest_django import Settings as SettingsWrapper
 from django_blueque.connection import get_client
 from django_blueque.protocol import Client
 from tests.redis_server import RedisServer
+from tests.tcp_proxy import TcpProxy
+from tests.workers import recovery_tasks
+from tests.workers.runs import LISTENER_TIMEOUT, Journal, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 MANAGE = ROOT / "testproject" / "manage.py"
-#: Short, so tests see recovery in seconds.
-LISTENER_TIMEOUT = 2.0
-
 Spawn = Callable[..., subprocess.Popen[str]]
 
 
@@ -45,13 +46,17 @@ def spawn_worker(blueque: Client, redis_url: str, tmp_path: Path) -> Iterator[Sp
     processes: list[subprocess.Popen[str]] = []
 
     def spawn(
-        *args: str, max_recoveries: int = 3, url: str | None = None, command: str = "blueque_worker"
+        *args: str,
+        max_recoveries: int = 3,
+        url: str | None = None,
+        command: str = "blueque_worker",
+        listener_timeout: float = LISTENER_TIMEOUT,
     ) -> subprocess.Popen[str]:
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
             "BLUEQUE_REDIS_URL": url or redis_url,
-            "BLUEQUE_LISTENER_TIMEOUT": str(LISTENER_TIMEOUT),
+            "BLUEQUE_LISTENER_TIMEOUT": str(listener_timeout),
             "BLUEQUE_MAX_RECOVERIES": str(max_recoveries),
             # Let --concurrency alone decide how many default tasks run at once.
             "BLUEQUE_DEFAULT_CONCURRENCY": "100",
@@ -91,7 +96,7 @@ def persistent_redis(tmp_path: Path, settings: SettingsWrapper, blueque: Client)
     server.stop()
 
 
-def journal(client: Client, task_id: str) -> list[tuple[str, int, float]]:
+def events(client: Client, task_id: str) -> list[tuple[str, int, float]]:
     """What ``tests.workers.tasks`` recorded for a task: (event, pid, time) in order."""
     entries = []
     for line in client.redis.lrange(f"test_journal_{task_id}", 0, -1):
@@ -100,9 +105,30 @@ def journal(client: Client, task_id: str) -> list[tuple[str, int, float]]:
     return entries
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    watched = Journal(tmp_path / "journal.log")
+    watched.start()
+    yield watched
+    watched.stop()
+
+
+@pytest.fixture
+def spawn(spawn_worker: Spawn, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> Spawn:
+    """``spawn_worker``, with the journal's path in the environment of what it starts."""
+
+    def start(*args: str, **kwargs: object) -> subprocess.Popen[str]:
+        monkeypatch.setenv(recovery_tasks.JOURNAL_ENV, str(journal.path))
+        return spawn_worker(*args, **kwargs)
+
+    return start
+
+
+@pytest.fixture
+def proxy(redis_url: str) -> Iterator[TcpProxy]:
+    parts = urlsplit(redis_url)
+    with TcpProxy(parts.port or 6379, target_host=parts.hostname or "127.0.0.1") as running:
+        yield running
+
+
+__all__ = ["LISTENER_TIMEOUT", "Spawn", "events", "wait_for"]

@@ -14,7 +14,7 @@ from django_blueque.connection import get_client
 from django_blueque.protocol import Client
 from tests.redis_server import RedisServer
 from tests.workers import tasks
-from tests.workers.conftest import LISTENER_TIMEOUT, Spawn, journal, wait_for
+from tests.workers.conftest import LISTENER_TIMEOUT, Spawn, events, wait_for
 
 
 def reserved_ids(client: Client) -> list[str]:
@@ -31,14 +31,14 @@ def statuses(client: Client, ids: list[str]) -> list[str | None]:
 def test_kill_9_of_a_whole_worker_its_tasks_complete_on_another(blueque: Client, spawn_worker: Spawn) -> None:
     ids = [tasks.sleep.enqueue(3).id for _ in range(10)]
     doomed = spawn_worker("default", "--concurrency", "10")
-    wait_for(lambda: all(journal(blueque, task_id) for task_id in ids), 30, "10 tasks to start")
+    wait_for(lambda: all(events(blueque, task_id) for task_id in ids), 30, "10 tasks to start")
     spawn_worker("default", "--concurrency", "10")
     os.killpg(doomed.pid, signal.SIGKILL)
     killed_at = time.time()
     wait_for(lambda: statuses(blueque, ids) == ["complete"] * 10, LISTENER_TIMEOUT + 3 + 10, "all 10 to complete")
     done_after = max(task.updated or 0 for task in blueque.get_tasks(ids)) - killed_at
     for task_id in ids:
-        runs = journal(blueque, task_id)
+        runs = events(blueque, task_id)
         starts = [when for event, _, when in runs if event == "start"]
         ends = [when for event, _, when in runs if event == "end"]
         # Once in the killed worker, once again elsewhere, and never both at once.
@@ -59,7 +59,7 @@ def test_kill_9_of_the_listener_alone_its_children_finish_once(blueque: Client, 
     os.kill(doomed.pid, signal.SIGKILL)  # the listener only; its children live on
     wait_for(lambda: statuses(blueque, ids) == ["complete"] * 5, 30, "all 5 to complete")
     for task_id in ids:
-        runs = journal(blueque, task_id)
+        runs = events(blueque, task_id)
         assert [event for event, _, _ in runs] == ["start", "end"], runs
         assert "recoveries" not in blueque.get_task(task_id).fields
     # The dead listener, once empty, is deregistered by the live one.
@@ -83,7 +83,7 @@ def test_a_frozen_worker_cannot_overwrite_a_newer_attempt(blueque: Client, spawn
     # its outcome must not land.
     time.sleep(3 * LISTENER_TIMEOUT)
     # (It may have been frozen before its task's code wrote its first line.)
-    assert len(journal(blueque, task_id)) in (2, 3, 4)
+    assert len(events(blueque, task_id)) in (2, 3, 4)
     after = blueque.get_task(task_id)
     assert (after.fields["attempt"], after.pid, after.updated) == ("2", winner.pid, winner.updated)
     assert blueque.task_ids("default", "complete") == [task_id]
@@ -163,7 +163,7 @@ def test_a_task_that_kills_its_process_fails_after_max_recoveries(
     assert (dead.error or "").startswith("Worker lost 4 times; last: process ")
     assert "killed by SIGKILL" in (dead.error or "")
     assert dead.exception == "django_blueque.protocol.errors.WorkerLost"
-    assert len(journal(blueque, killer)) == 4  # the first run and MAX_RECOVERIES (3) more
+    assert len(events(blueque, killer)) == 4  # the first run and MAX_RECOVERIES (3) more
     assert reserved_ids(blueque) == []
 
 
@@ -175,7 +175,7 @@ def test_a_prefork_worker_recovers_the_tasks_of_a_dead_worker(blueque: Client, s
     spawn_worker("default", "--concurrency", "2", "--mode", "prefork")
     os.killpg(doomed.pid, signal.SIGKILL)
     wait_for(
-        lambda: all(len(journal(blueque, task_id)) == 2 for task_id in ids),
+        lambda: all(len(events(blueque, task_id)) == 2 for task_id in ids),
         3 * LISTENER_TIMEOUT + 10,
         "both tasks to start again on the prefork worker",
     )

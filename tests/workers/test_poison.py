@@ -25,7 +25,7 @@ import redis
 
 from django_blueque.protocol import Client
 from tests.workers import tasks
-from tests.workers.conftest import LISTENER_TIMEOUT, Spawn, journal, wait_for
+from tests.workers.conftest import LISTENER_TIMEOUT, Spawn, events, wait_for
 
 MALFORMED = "django_blueque.protocol.errors.MalformedTask"
 #: Longest a --burst worker may take over 20 no-op tasks and one poisoned one.
@@ -182,7 +182,7 @@ def test_an_attempt_that_is_not_a_number_fails_the_task_once(
     } == {"worker exit": 0, "normal tasks complete": NORMAL, **FAILED_CLEANLY}
     error = error_of(conn, poisoned)
     assert "attempt" in error and "whole number" in error, error
-    assert journal(blueque, poisoned) == []
+    assert events(blueque, poisoned) == []
     # Failed once, not taken, forked for and given back over and over.
     assert len(mentions) < 10, f"{len(mentions)} log lines name the task; the first: {mentions[:5]}"
 
@@ -193,7 +193,7 @@ def test_recoveries_that_are_not_a_number_fail_the_task_when_its_worker_dies(
 ) -> None:
     poisoned = tasks.sleep.enqueue(30).id
     doomed = spawn_worker("default", "--concurrency", "1", "--mode", mode)
-    wait_for(lambda: bool(journal(blueque, poisoned)), 20, "the task to start")
+    wait_for(lambda: bool(events(blueque, poisoned)), 20, "the task to start")
     wait_for(lambda: blueque.get_task(poisoned).status == "started", 5, "the task to be marked started")
     conn.hset(f"blueque_task_{poisoned}", "recoveries", "x")
     os.killpg(doomed.pid, signal.SIGKILL)
@@ -220,7 +220,7 @@ def test_recoveries_that_are_not_a_number_fail_the_task_when_its_worker_dies(
     error = error_of(conn, poisoned)
     assert "recoveries" in error, error
     # It ran once, in the killed worker, and was not run again.
-    assert [event for event, _, _ in journal(blueque, poisoned)] == ["start"]
+    assert [event for event, _, _ in events(blueque, poisoned)] == ["start"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -247,4 +247,4 @@ def test_a_retry_delay_that_is_not_a_finite_positive_number_fails_the_task(
     error = error_of(conn, poisoned)
     assert re.search(r"finite|delay", error, re.IGNORECASE), error
     # Ran once: not retried, not run again as a lost task.
-    assert [event for event, _, _ in journal(blueque, poisoned)] == ["start"]
+    assert [event for event, _, _ in events(blueque, poisoned)] == ["start"]

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
+from django_blueque.protocol.keys import validate_queue_name
+
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
 
 
@@ -21,6 +23,18 @@ def positive(kind: type[int] | type[float]) -> Any:
         return value
 
     return parse
+
+
+def queue_names(names: list[str]) -> list[str]:
+    """The QUEUE arguments of a command, each checked by the protocol's rule, none twice."""
+    for name in names:
+        try:
+            validate_queue_name(name)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+    if len(set(names)) != len(names):
+        raise CommandError(f"A queue is listed twice: {' '.join(names)}")
+    return names
 
 
 def configure_logging(verbosity: int) -> None:

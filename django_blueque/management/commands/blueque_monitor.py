@@ -13,7 +13,7 @@ from django_blueque.connection import get_client
 from django_blueque.protocol import Task
 from django_blueque.protocol.monitor import Monitor
 
-from ._common import configure_logging, positive
+from ._common import configure_logging, positive, queue_names
 
 logger = logging.getLogger("django_blueque")
 
@@ -52,7 +52,7 @@ class Command(BaseCommand):
         config = get_settings()
         monitor = Monitor(
             get_client(),
-            options["queues"] or None,
+            queue_names(options["queues"]) or None,
             on_complete=completed,
             on_failed=failed,
             on_retrying=retrying,

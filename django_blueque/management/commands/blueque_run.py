@@ -22,7 +22,7 @@ from django.db import connections
 
 from django_blueque.protocol.supervision import run_child
 
-from ._common import configure_logging, positive
+from ._common import configure_logging, positive, queue_names
 
 logger = logging.getLogger("django_blueque")
 
@@ -38,7 +38,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["verbosity"])
-        worker = ["blueque_worker", *options["queues"], "--mode", options["mode"]]
+        worker = ["blueque_worker", *queue_names(options["queues"]), "--mode", options["mode"]]
         if options["concurrency"]:
             worker += ["--concurrency", str(options["concurrency"])]
         if options["grace"]:

@@ -12,7 +12,7 @@ from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
 from django_blueque.protocol.scheduler import Scheduler
 
-from ._common import configure_logging, positive
+from ._common import configure_logging, positive, queue_names
 
 
 class Command(BaseCommand):
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         config = get_settings()
         scheduler = Scheduler(
             get_client(),
-            options["queues"] or None,
+            queue_names(options["queues"]) or None,
             periodic=schedule.periodic_tasks(),
             interval=options["interval"],
             listener_timeout=config.listener_timeout,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
 from django_blueque.conf import get_settings
@@ -14,7 +14,7 @@ from django_blueque.execution import prepare, run_task
 from django_blueque.protocol.forking_runner import ForkingRunner
 from django_blueque.protocol.prefork_runner import PreforkRunner
 
-from ._common import configure_logging, positive
+from ._common import configure_logging, positive, queue_names
 
 
 class Command(BaseCommand):
@@ -46,9 +46,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["verbosity"])
         config = get_settings()
-        queues = options["queues"] or list(config.queues)
-        if len(set(queues)) != len(queues):
-            raise CommandError(f"A queue is listed twice: {' '.join(queues)}")
+        queues = queue_names(options["queues"]) or list(config.queues)
         limits = {name: config.queues[name].concurrency for name in queues if name in config.queues}
         concurrency = options["concurrency"] or sum(limits.get(name, 1) for name in queues)
         common: dict[str, Any] = {
