@@ -1,3 +1,5 @@
+import os
+import time
 from typing import Any
 
 import redis
@@ -5,10 +7,12 @@ from django.apps import AppConfig
 from django.conf import settings
 
 JOURNAL = "test_signals"
+DELAY_ENV = "BLUEQUE_TEST_SIGNAL_DELAY"
 
 
 def record(event: str) -> Any:
     def receive(sender: str, task: Any, **kwargs: Any) -> None:
+        time.sleep(float(os.environ.get(DELAY_ENV, "0")))
         conn = redis.Redis.from_url(str(settings.BLUEQUE["REDIS_URL"]))
         conn.rpush(JOURNAL, f"{event} {sender} {task.id}")
         conn.close()
