@@ -171,7 +171,8 @@ def test_a_prefork_worker_recovers_the_tasks_of_a_dead_worker(blueque: Client, s
     # No scheduler and no fork-mode worker: the prefork worker alone must find them.
     ids = [tasks.sleep.enqueue(30).id for _ in range(2)]
     doomed = spawn_worker("default", "--concurrency", "2")
-    wait_for(lambda: statuses(blueque, ids) == ["started"] * 2, 20, "2 tasks to start")
+    # Their journal lines, not just the status: a run killed before its first line would not count.
+    wait_for(lambda: all(events(blueque, task_id) for task_id in ids), 20, "2 tasks to start")
     spawn_worker("default", "--concurrency", "2", "--mode", "prefork")
     os.killpg(doomed.pid, signal.SIGKILL)
     wait_for(
