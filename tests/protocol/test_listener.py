@@ -69,8 +69,12 @@ def test_a_blocked_listener_wakes_when_a_task_arrives(client: Client, queues: tu
         enqueued.append(time.monotonic())
         client.get_queue("q").enqueue("wake")
 
-    threading.Thread(target=produce).start()
+    producer = threading.Thread(target=produce)
+    producer.start()
     task = listener.listen(timeout=10)
+    # The listener can have the task before the producer has read its reply:
+    # wait for it, or the fixture closes the client under it.
+    producer.join(5)
     assert task is not None and task.parameters == "wake"
     assert time.monotonic() - enqueued[0] < 2
 
