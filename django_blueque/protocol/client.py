@@ -10,7 +10,7 @@ import redis as redis_py
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import introspection, keys, liveness
+from . import introspection, keys, liveness, operations
 from .listener import (
     DEFAULT_BLOCK_TIMEOUT,
     DEFAULT_LISTENER_TIMEOUT,
@@ -156,6 +156,21 @@ class Client:
             max_recoveries=max_recoveries,
             max_releases=max_releases,
             exclude=exclude,
+        )
+
+    def operations(
+        self,
+        *,
+        listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
+        max_recoveries: int = DEFAULT_MAX_RECOVERIES,
+        max_releases: int = DEFAULT_MAX_RELEASES,
+    ) -> operations.Operations:
+        """Operator actions (retry, requeue, cancel, run now, delete, forget a queue); see :mod:`.operations`."""
+        return operations.Operations(
+            self,
+            listener_timeout=listener_timeout,
+            max_recoveries=max_recoveries,
+            max_releases=max_releases,
         )
 
     def beat(self, listener_id: str | None, task_ids: Sequence[str] = ()) -> float:

@@ -42,3 +42,10 @@ class WorkerLost(BluequeError):
     Never raised: it names the failure in the task's ``exception`` field, so
     that Django's ``TaskError.exception_class`` can resolve it.
     """
+
+
+class Cancelled(BluequeError):
+    """Recorded as the exception of a task cancelled before it started (see operations.py).
+
+    Never raised, like :class:`WorkerLost`.
+    """

@@ -284,29 +284,16 @@ class Recovery:
                     # A process that never beats (Blueque 1.0.1's): ask the OS.
                     counts["running"] += 1
                     continue
-            outcome = string(
-                self._scripts.recover(
-                    keys=[
-                        keys.task(task_id),
-                        keys.pending(queue),
-                        keys.failed(queue),
-                        reserved,
-                        keys.started(queue),
-                        keys.task_heartbeats(),
-                        keys.heartbeats(),
-                    ],
-                    args=[
-                        task_id,
-                        listener,
-                        self._max_recoveries,
-                        self._max_releases,
-                        f"listener {listener} stopped answering",
-                        time.time(),
-                        keys.channel(queue),
-                        judged,
-                        task_judged,
-                    ],
-                )
+            outcome = recover_task(
+                self._scripts,
+                queue,
+                listener,
+                task_id,
+                judged=judged,
+                task_judged=task_judged,
+                reason=f"listener {listener} stopped answering",
+                max_recoveries=self._max_recoveries,
+                max_releases=self._max_releases,
             )
             if outcome == "alive":
                 return counts
@@ -319,6 +306,51 @@ class Recovery:
             counts["listeners"] += 1
             logger.warning("Deregistered dead listener %s from queue %s", listener, queue)
         return counts
+
+
+def recover_task(
+    scripts: Scripts,
+    queue: str,
+    listener: str,
+    task_id: str,
+    *,
+    judged: str,
+    task_judged: str,
+    reason: str,
+    max_recoveries: int,
+    max_releases: int,
+) -> str:
+    """Give back one task of a listener judged dead by heartbeat ``judged`` (its run's by ``task_judged``).
+
+    The script's word: ``released``, ``requeued``, ``failed``, ``rejected``,
+    ``dropped``, ``gone`` (no longer in the listener's list), ``alive`` (the
+    listener beat since) or ``running`` (the run beat since). ``judged="*"``
+    skips both heartbeat checks.
+    """
+    return string(
+        scripts.recover(
+            keys=[
+                keys.task(task_id),
+                keys.pending(queue),
+                keys.failed(queue),
+                keys.reserved(queue, listener),
+                keys.started(queue),
+                keys.task_heartbeats(),
+                keys.heartbeats(),
+            ],
+            args=[
+                task_id,
+                listener,
+                max_recoveries,
+                max_releases,
+                reason,
+                time.time(),
+                keys.channel(queue),
+                judged,
+                task_judged,
+            ],
+        )
+    )
 
 
 def prune_heartbeats(redis: Redis, older_than: float) -> int:
