@@ -201,5 +201,8 @@ class Client:
     def oldest_pending(self, names: Sequence[str]) -> dict[str, float | None]:
         return introspection.oldest_pending(self._redis, names)
 
+    def per_minute(self, queue: str) -> dict[str, list[int]]:
+        return introspection.per_minute(self._redis, queue)
+
     def task_ids(self, queue: str, status: str, offset: int = 0, count: int = 50) -> list[str]:
         return introspection.task_ids(self._redis, queue, status, offset, count)

@@ -151,3 +151,30 @@ def _running_ids(redis: Redis, queue: str, status: str) -> list[str]:
         return [task_id for task_id in in_lists if task_id in started]
     assert status == RESERVED
     return [task_id for task_id in in_lists if task_id not in started]
+
+
+def per_minute(redis: Redis, queue: str) -> dict[str, list[int]]:
+    """Tasks reported complete and failed in each of the last 60 minutes, oldest first.
+
+    Counted by monitors as they report (:func:`keys.per_minute`), by the Redis
+    server's clock; the last entry is the current minute so far. One round trip.
+    """
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.time()
+        for status in (COMPLETE, FAILED):
+            pipe.hgetall(keys.per_minute(queue, status))
+        (seconds, _), *rings = pipe.execute()
+    now = int(seconds) // 60
+    counts: dict[str, list[int]] = {}
+    for status, ring in zip((COMPLETE, FAILED), rings, strict=True):
+        minutes = [0] * 60
+        for value in ring.values():
+            at, _, count = (value.decode() if isinstance(value, bytes) else value).partition(":")
+            try:
+                age = now - int(at)
+                if 0 <= age < 60:
+                    minutes[59 - age] = int(count)
+            except ValueError:
+                continue  # not ours: left alone
+        counts[status] = minutes
+    return counts

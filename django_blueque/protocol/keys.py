@@ -188,6 +188,15 @@ def reported(queue: str, status: str) -> str:
     return _key("reported", status, queue)
 
 
+def per_minute(queue: str, status: str) -> str:
+    """Hash of how many tasks monitors reported per minute, the last hour (extension).
+
+    Field ``<minute of the hour, 0-59>``, value ``"<minutes since the epoch>:<count>"``
+    (Redis server time): a ring of 60 slots, so the hash never grows.
+    """
+    return _key("per_minute", status, queue)
+
+
 def monitors() -> str:
     """Set of the ids of running monitors (extension)."""
     return _key("monitors")

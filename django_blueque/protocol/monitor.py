@@ -81,10 +81,13 @@ end
 return taken
 """
 
-# Record tasks as reported. KEYS: the monitor's list, the reported set (not
-# touched for 'retrying': a retried task is not finished).
-# ARGV: queue, status, now, task ids (oldest first)...
-ACK = """
+# Record tasks as reported, and count them in this minute's slot of the
+# per-minute ring (O(1) per batch). KEYS: the monitor's list, the reported set
+# and the per-minute hash (neither touched for 'retrying': a retried task is
+# not finished). ARGV: queue, status, now, task ids (oldest first)...
+ACK = (
+    lifecycle_scripts.LIB
+    + """
 for i = 4, #ARGV do
     redis.call('LREM', KEYS[1], 1, ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[i])
     if ARGV[2] ~= 'retrying' then
@@ -92,8 +95,22 @@ for i = 4, #ARGV do
         redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + (i - 4) / 1000000, ARGV[i])
     end
 end
+if ARGV[2] ~= 'retrying' and #ARGV > 3 then
+    local minute = math.floor(server_now() / 60)
+    local slot = tostring(minute % 60)
+    local held = redis.call('HGET', KEYS[3], slot)
+    local count = #ARGV - 3
+    if held then
+        local at, seen = string.match(held, '^(%d+):(%d+)$')
+        if tonumber(at) == minute then
+            count = count + tonumber(seen)
+        end
+    end
+    redis.call('HSET', KEYS[3], slot, minute .. ':' .. count)
+end
 return #ARGV - 3
 """
+)
 
 # Put back one entry of a monitor judged dead, for another monitor to report.
 # KEYS: the dead monitor's list, the finished list the entry names, heartbeats.
@@ -257,7 +274,10 @@ class Monitor:
                 # A failing hook must not stop the others, nor loop on one task.
                 logger.exception("Reporting task %s (%s) failed", task.id, status)
         reported = keys.retrying(queue) if status == RETRYING else keys.reported(queue, status)
-        self._ack(keys=[keys.monitoring(self.id), reported], args=[queue, status, time.time(), *ids])
+        self._ack(
+            keys=[keys.monitoring(self.id), reported, keys.per_minute(queue, status)],
+            args=[queue, status, time.time(), *ids],
+        )
 
     def watch_monitors(self) -> dict[str, str]:
         """Watch the other monitors' heartbeats once; return those judged dead, with the beat judged."""

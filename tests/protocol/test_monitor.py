@@ -177,3 +177,23 @@ def test_a_monitor_reports_what_a_lost_reply_left_in_its_own_list(client: Client
     assert sorted(task_id for _, task_id in seen) == sorted(ids)
     assert db.llen(keys.monitoring("m_self")) == 0
     assert db.zcard(keys.reported("q", "complete")) == 2
+
+
+def test_reports_are_counted_per_minute_in_a_ring_of_an_hour(client: Client, db: Redis) -> None:
+    finish(client, ["complete", "complete", "failed"])
+    Monitor(client, on_complete=lambda task: None, on_failed=lambda task: None).report()
+    counts = client.per_minute("q")
+    assert (counts["complete"][-1], counts["failed"][-1]) == (2, 1)
+    assert sum(counts["complete"]) == 2 and len(counts["complete"]) == 60
+    minute = int(db.time()[0]) // 60
+    ring = keys.per_minute("q", "complete")
+    db.hset(ring, str((minute - 1) % 60), f"{minute - 1}:5")
+    assert client.per_minute("q")["complete"][-2:] == [5, 2]
+    # The slot of this minute, last written an hour ago: not counted, and reset by the next report.
+    db.hset(ring, str(minute % 60), f"{minute - 60}:7")
+    assert client.per_minute("q")["complete"][-1] == 0
+    finish(client, ["complete"])
+    Monitor(client, on_complete=lambda task: None, on_failed=lambda task: None).report()
+    if int(db.time()[0]) // 60 == minute:  # not across a minute's turn
+        assert client.per_minute("q")["complete"][-1] == 1
+    assert len(db.hkeys(ring)) <= 60
