@@ -6,6 +6,8 @@ from django.core.signals import setting_changed
 class BluequeConfig(AppConfig):
     name = "django_blueque"
     verbose_name = "Blueque"
+    # Fixed here, so a project's DEFAULT_AUTO_FIELD cannot make its migration look stale.
+    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from . import conf

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from . import keys
-from .replies import optional_strings, string_set, strings
+from .liveness import DEFAULT_LISTENER_TIMEOUT, timeout_of
+from .replies import optional_strings, string, string_set, strings
 from .task import COMPLETE, FAILED, PENDING, RESERVED, SCHEDULED, STARTED, STATUSES
 
 if TYPE_CHECKING:
@@ -178,3 +179,75 @@ def per_minute(redis: Redis, queue: str) -> dict[str, list[int]]:
                 continue  # not ours: left alone
         counts[status] = minutes
     return counts
+
+
+@dataclass(frozen=True)
+class Beater:
+    """A listener or monitor, as its heartbeat shows it (by the Redis server's clock)."""
+
+    id: str
+    #: The queues it listens on (none for a monitor).
+    queues: tuple[str, ...]
+    host: str | None
+    pid: int | None
+    #: Seconds since its last heartbeat; None if it never beat (Blueque 1.0.1's listeners).
+    beat_age: float | None
+    timeout: float
+    #: Ids of the tasks in its reserved lists (reserved or started).
+    tasks: tuple[str, ...]
+
+    @property
+    def alive(self) -> bool | None:
+        """Whether it beat within its timeout; None when it never beats (its liveness cannot be told here)."""
+        return None if self.beat_age is None else self.beat_age < self.timeout
+
+
+def beaters(redis: Redis, queues: Iterable[str]) -> tuple[list[Beater], list[Beater]]:
+    """The listeners of ``queues`` and the monitors, with their heartbeats. Three round trips.
+
+    The work grows with the number of listeners and of the tasks they hold
+    (which their slots bound), not with the length of any queue.
+    """
+    names = list(queues)
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.time()
+        pipe.hgetall(keys.listener_timeouts())
+        pipe.smembers(keys.monitors())
+        for name in names:
+            pipe.smembers(keys.listeners(name))
+        (seconds, micros), published, monitor_ids, *members = pipe.execute()
+    now = int(seconds) + int(micros) / 1_000_000
+    timeouts = {string(name): string(value) for name, value in published.items()}
+    queues_of: dict[str, list[str]] = {}
+    for name, found in zip(names, members, strict=True):
+        for listener in sorted(string_set(found)):
+            queues_of.setdefault(listener, []).append(name)
+    monitors = sorted(string_set(monitor_ids))
+    everyone = [*queues_of, *monitors]
+    if not everyone:
+        return [], []
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.zmscore(keys.heartbeats(), everyone)
+        for listener, served in queues_of.items():
+            for name in served:
+                pipe.lrange(keys.reserved(name, listener), 0, -1)
+        beats, *held = pipe.execute()
+    scores = dict(zip(everyone, beats, strict=True))
+    lists = iter(held)
+
+    def beater(member: str, served: list[str]) -> Beater:
+        parsed = keys.parse_listener_id(member)
+        score = scores.get(member)
+        tasks = tuple(task_id for _ in served for task_id in reversed(strings(next(lists))))
+        return Beater(
+            id=member,
+            queues=tuple(served),
+            host=None if parsed is None else parsed[0],
+            pid=None if parsed is None else parsed[1],
+            beat_age=None if score is None else max(now - float(score), 0.0),
+            timeout=timeout_of(timeouts.get(member), DEFAULT_LISTENER_TIMEOUT),
+            tasks=tasks,
+        )
+
+    listeners = [beater(member, served) for member, served in queues_of.items()]
+    return listeners, [beater(member, []) for member in monitors]

@@ -108,6 +108,7 @@ class Operations:
         max_recoveries: int = DEFAULT_MAX_RECOVERIES,
         max_releases: int = DEFAULT_MAX_RELEASES,
     ) -> None:
+        self.client = client
         self._client = client
         self._redis = client.redis
         self._timeout = listener_timeout

@@ -86,6 +86,10 @@ class Every:
         stamp = math.floor(moment.timestamp() / self.seconds) * self.seconds
         return datetime.fromtimestamp(stamp, tz=UTC)
 
+    def next(self, moment: datetime, zone: tzinfo) -> datetime | None:
+        stamp = (math.floor(moment.timestamp() / self.seconds) + 1) * self.seconds
+        return datetime.fromtimestamp(stamp, tz=UTC)
+
 
 @dataclass(frozen=True)
 class PeriodicTask:

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
+from django_blueque.humanize import age
 from django_blueque.protocol import STARTED, STATUSES
 
 COLUMNS = (*STATUSES, "listeners")
@@ -54,24 +55,14 @@ def running_table(tasks: list[dict[str, Any]]) -> str:
     lines = ["", "", "running tasks:"]  # a blank line after the queue table
     for task in tasks:
         progress = "" if task["progress"] is None else f"{task['progress'] * 100:.0f}% {task['progress_message'] or ''}"
-        lines.append(f"  {task['id']}  {task['queue']}  {format_age(task['running_for'])}  {progress}".rstrip())
+        lines.append(f"  {task['id']}  {task['queue']}  {age(task['running_for'])}  {progress}".rstrip())
     return "\n".join(lines)
-
-
-def format_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
 
 
 def table(queues: dict[str, dict[str, Any]]) -> str:
     headers = ("queue", *COLUMNS, "oldest pending")
     rows = [
-        (name, *(str(row[column]) for column in COLUMNS), format_age(row["oldest_pending_age"]))
+        (name, *(str(row[column]) for column in COLUMNS), age(row["oldest_pending_age"]))
         for name, row in queues.items()
     ]
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
