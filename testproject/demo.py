@@ -96,6 +96,7 @@ def main() -> None:
         print(
             f"\n  Demo:  http://127.0.0.1:{port}/\n"
             f"  Admin: http://127.0.0.1:{port}/admin/  (login {ADMIN_USER} / password {ADMIN_PASSWORD})\n"
+            f"  Blueque in the admin: http://127.0.0.1:{port}/admin/django_blueque/queue/\n"
             "  Stop with Ctrl-C.\n",
             flush=True,
         )

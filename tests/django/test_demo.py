@@ -42,6 +42,20 @@ def test_a_failing_task_shows_its_traceback(client: HttpClient) -> None:
     row = client.get(reverse("demo:index")).content.decode().split(f'id="task-{task_id}"')[1].split("</tr>")[0]
     assert "FAILED" in row
     assert "ValueError: failing on purpose: Hello, Blueque" in row
+    assert reverse("admin:django_blueque_task", args=[task_id]) in row  # to retry it there
+
+
+def test_the_demo_admin_retries_a_failed_task(client: HttpClient, demo_blueque: Client) -> None:
+    from django.contrib.auth.models import User
+
+    task_id = _enqueue(client, "fail")
+    run_pending_tasks("default")
+    client.force_login(User.objects.create_superuser("admin", "admin@example.com", "admin"))
+    page = client.get(reverse("admin:django_blueque_task", args=[task_id])).content.decode()
+    assert "failing on purpose" in page and 'value="retry"' in page
+    form = {"action": "retry", "ids": [task_id], "confirmed": "yes"}
+    client.post(reverse("admin:django_blueque_action"), form)
+    assert demo_blueque.get_task(task_id).status == "pending"
 
 
 def test_a_scheduled_task_waits(client: HttpClient, demo_blueque: Client) -> None:
