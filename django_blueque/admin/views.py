@@ -175,7 +175,7 @@ class BluequeAdminViews:
         names = self.queue_names(client)
         stats = client.queue_stats(names)
         oldest = client.oldest_pending(names)
-        listeners, _ = beaters(client.redis, names)
+        listeners = beaters(client.redis, names).listeners
         now = time.time()
         rows = []
         for name in names:
@@ -331,13 +331,13 @@ class BluequeAdminViews:
     def listener_of(client: Client, task: Task) -> Beater | None:
         if not task.node or not task.queue or task.status not in ("reserved", "started"):
             return None
-        listeners, _ = beaters(client.redis, [task.queue])
+        listeners = beaters(client.redis, [task.queue]).listeners
         return next((listener for listener in listeners if listener.id == task.node), None)
 
     def workers(self, request: HttpRequest) -> HttpResponse:
         require(request, "view")
         client = self.client()
-        listeners, monitors = beaters(client.redis, self.queue_names(client))
+        fleet = beaters(client.redis, self.queue_names(client))
         periodic = []
         entries = schedule.periodic_tasks()
         if entries:
@@ -363,8 +363,9 @@ class BluequeAdminViews:
             self.context(
                 request,
                 "Blueque workers",
-                listeners=[self.beater_row(listener) for listener in listeners],
-                monitors=[self.beater_row(monitor) for monitor in monitors],
+                listeners=[self.beater_row(listener) for listener in fleet.listeners],
+                monitors=[self.beater_row(monitor) for monitor in fleet.monitors],
+                schedulers=[self.beater_row(scheduler) for scheduler in fleet.schedulers],
                 periodic=periodic,
             ),
         )

@@ -10,7 +10,7 @@ proportional to the number of tasks running, which the workers' slots bound.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import keys
 from .liveness import DEFAULT_LISTENER_TIMEOUT, timeout_of
@@ -202,8 +202,16 @@ class Beater:
         return None if self.beat_age is None else self.beat_age < self.timeout
 
 
-def beaters(redis: Redis, queues: Iterable[str]) -> tuple[list[Beater], list[Beater]]:
-    """The listeners of ``queues`` and the monitors, with their heartbeats. Three round trips.
+class Fleet(NamedTuple):
+    """Every process that beats: the listeners of some queues, the monitors, the schedulers."""
+
+    listeners: list[Beater]
+    monitors: list[Beater]
+    schedulers: list[Beater]
+
+
+def beaters(redis: Redis, queues: Iterable[str]) -> Fleet:
+    """The listeners of ``queues``, the monitors and the schedulers, with their heartbeats. Two round trips.
 
     The work grows with the number of listeners and of the tasks they hold
     (which their slots bound), not with the length of any queue.
@@ -213,9 +221,10 @@ def beaters(redis: Redis, queues: Iterable[str]) -> tuple[list[Beater], list[Bea
         pipe.time()
         pipe.hgetall(keys.listener_timeouts())
         pipe.smembers(keys.monitors())
+        pipe.smembers(keys.schedulers())
         for name in names:
             pipe.smembers(keys.listeners(name))
-        (seconds, micros), published, monitor_ids, *members = pipe.execute()
+        (seconds, micros), published, monitor_ids, scheduler_ids, *members = pipe.execute()
     now = int(seconds) + int(micros) / 1_000_000
     timeouts = {string(name): string(value) for name, value in published.items()}
     queues_of: dict[str, list[str]] = {}
@@ -223,9 +232,10 @@ def beaters(redis: Redis, queues: Iterable[str]) -> tuple[list[Beater], list[Bea
         for listener in sorted(string_set(found)):
             queues_of.setdefault(listener, []).append(name)
     monitors = sorted(string_set(monitor_ids))
-    everyone = [*queues_of, *monitors]
+    schedulers = sorted(string_set(scheduler_ids))
+    everyone = [*queues_of, *monitors, *schedulers]
     if not everyone:
-        return [], []
+        return Fleet([], [], [])
     with redis.pipeline(transaction=False) as pipe:
         pipe.zmscore(keys.heartbeats(), everyone)
         for listener, served in queues_of.items():
@@ -250,4 +260,4 @@ def beaters(redis: Redis, queues: Iterable[str]) -> tuple[list[Beater], list[Bea
         )
 
     listeners = [beater(member, served) for member, served in queues_of.items()]
-    return listeners, [beater(member, []) for member in monitors]
+    return Fleet(listeners, [beater(member, []) for member in monitors], [beater(member, []) for member in schedulers])

@@ -202,6 +202,11 @@ def monitors() -> str:
     return _key("monitors")
 
 
+def schedulers() -> str:
+    """Set of the ids of running schedulers, which beat in :func:`heartbeats` (extension)."""
+    return _key("schedulers")
+
+
 def monitoring(monitor_id: str) -> str:
     """List of ``"<queue> <status> <task id>"`` a monitor is reporting right now (extension)."""
     return _key("monitoring", monitor_id)

@@ -356,9 +356,9 @@ def recover_task(
 def prune_heartbeats(redis: Redis, older_than: float) -> int:
     """Forget heartbeats older than ``older_than`` seconds of ids nothing lists any more.
 
-    A listener still in a queue's listener set, or a monitor still in the
-    monitor set, keeps its heartbeat however old: recovery may still need to
-    judge it.
+    A listener still in a queue's listener set, or a monitor or scheduler
+    still in its set, keeps its heartbeat however old: recovery may still
+    need to judge it (and the admin shows it).
     """
     seconds, micros = redis.time()
     now = int(seconds) + int(micros) / 1_000_000
@@ -369,10 +369,11 @@ def prune_heartbeats(redis: Redis, older_than: float) -> int:
     with redis.pipeline(transaction=False) as pipe:
         for member in old:
             pipe.sismember(keys.monitors(), member)
+            pipe.sismember(keys.schedulers(), member)
             for queue in queues:
                 pipe.sismember(keys.listeners(queue), member)
         listed = pipe.execute()
-    width = len(queues) + 1
+    width = len(queues) + 2
     gone = [member for i, member in enumerate(old) if not any(listed[i * width : (i + 1) * width])]
     if not gone:
         return 0

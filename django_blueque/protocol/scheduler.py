@@ -12,23 +12,26 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
 
-from . import keys
+from . import keys, liveness
 from .cron import Cron
+from .identity import unique_node
 from .liveness import (
     DEFAULT_LISTENER_TIMEOUT,
     DEFAULT_MAX_RECOVERIES,
     DEFAULT_MAX_RELEASES,
+    beat_interval,
     prune_heartbeats,
     reconnect_backoff_cap,
 )
 from .queue import DUE_BATCH, new_task_id
-from .replies import optional_strings, string, strings
+from .replies import optional_strings, string, string_set, strings
 from .supervision import Supervision
 from .work import TRANSIENT
 
@@ -129,8 +132,12 @@ class Scheduler:
         listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
         max_recoveries: int = DEFAULT_MAX_RECOVERIES,
         max_releases: int = DEFAULT_MAX_RELEASES,
+        scheduler_id: str | None = None,
     ) -> None:
         self._client = client
+        #: Beats in ``blueque_heartbeats`` and is listed in ``blueque_schedulers``, for the admin to show.
+        self.id = scheduler_id or keys.listener_id(f"scheduler_{unique_node()}", os.getpid())
+        self._next_beat = 0.0
         self._queues = None if queues is None else list(queues)
         self._periodic = list(periodic)
         self._interval = interval
@@ -153,6 +160,8 @@ class Scheduler:
         """Do one round: move due tasks, enqueue due periodic tasks, sweep orphans when due."""
         now = time.time() if now is None else now
         report = TickReport()
+        if time.monotonic() >= self._next_beat:
+            self.beat()
         queues = self.queues()
         report.moved = self._move_due(queues, now)
         for entry in self._periodic:
@@ -166,9 +175,44 @@ class Scheduler:
         if time.monotonic() >= self._next_prune:
             # Recovery deregisters a dead listener within the timeout; its
             # heartbeat is forgotten much later, once surely of no use.
-            prune_heartbeats(self._client.redis, max(HEARTBEAT_MEMORY, 10 * self._timeout))
+            memory = max(HEARTBEAT_MEMORY, 10 * self._timeout)
+            self._forget_dead_schedulers(memory)
+            prune_heartbeats(self._client.redis, memory)
             self._next_prune = time.monotonic() + self._timeout
         return report
+
+    def beat(self) -> None:
+        """Heartbeat: others (the admin) can tell this scheduler runs; nothing is judged by it."""
+        liveness.beat(
+            self._client.scripts,
+            beater=self.id,
+            owner=self.id,
+            timeout=self._timeout,
+            registries=[(keys.schedulers(), "")],
+        )
+        self._next_beat = time.monotonic() + beat_interval(self._timeout)
+
+    def deregister(self) -> None:
+        with self._client.redis.pipeline(transaction=True) as pipe:
+            pipe.srem(keys.schedulers(), self.id)
+            pipe.zrem(keys.heartbeats(), self.id)
+            pipe.hdel(keys.listener_timeouts(), self.id)
+            pipe.execute()
+
+    def _forget_dead_schedulers(self, older_than: float) -> None:
+        """Unlist schedulers silent for ``older_than`` seconds (killed ones cannot unlist themselves)."""
+        redis = self._client.redis
+        members = sorted(string_set(redis.smembers(keys.schedulers())) - {self.id})
+        if not members:
+            return
+        seconds, _ = redis.time()
+        stale = [
+            member
+            for member, beat in zip(members, redis.zmscore(keys.heartbeats(), members), strict=True)
+            if beat is None or float(beat) < int(seconds) - older_than
+        ]
+        if stale:
+            redis.srem(keys.schedulers(), *stale)
 
     def forget(self) -> None:
         """After a Redis error: what was seen of the listeners no longer counts."""
@@ -244,4 +288,8 @@ class Scheduler:
                     return
                 self._supervision.sleep(backoff or self._interval)
         finally:
+            try:
+                self.deregister()
+            except TRANSIENT:
+                logger.warning("Could not deregister scheduler %s; it is forgotten once long silent", self.id)
             self._supervision.close()

@@ -17,6 +17,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.test import Client as WebClient
 from django.urls import reverse
+from pytest_django import Settings as SettingsWrapper
 
 from django_blueque.protocol import Client, keys
 
@@ -265,3 +266,40 @@ def test_the_permissions_migration_matches_the_model(db: None) -> None:
     from django.core.management import call_command
 
     call_command("makemigrations", "django_blueque", "--check", "--dry-run", verbosity=0)  # exits 1 on a change
+
+
+def test_the_workers_page_shows_who_beats_and_who_is_dead(blueque: Client, raw: redis.Redis, login: Login) -> None:
+    from django_blueque.protocol.monitor import Monitor
+    from django_blueque.protocol.scheduler import Scheduler
+
+    live = blueque.get_listener("default", heartbeat=True, timeout=60)
+    live.beat()
+    dead = blueque.get_listener("default", heartbeat=True, timeout=2, listener_id="dead-host-1234_99")
+    dead.beat()
+    raw.zadd(keys.heartbeats(), {"dead-host-1234_99": 1.0})
+    Monitor(blueque, on_complete=print, on_failed=print, monitor_id="monitor_m-1_5").register()
+    Scheduler(blueque, ["default"], scheduler_id="scheduler_s-1_6").tick()
+    page = login(perms=["view_tasks"]).get(reverse("admin:django_blueque_workers")).content.decode()
+    rows = {row.split("</th>")[0].rsplit(">", 1)[-1]: row for row in page.split('<tr>\n      <th scope="row">')[1:]}
+    assert 'class="blueque-alive">alive' in rows[live.id]
+    assert 'class="blueque-dead">dead' in rows["dead-host-1234_99"]
+    assert 'class="blueque-alive">alive' in rows["monitor_m-1_5"]
+    assert 'class="blueque-alive">alive' in rows["scheduler_s-1_6"]
+
+
+def test_the_workers_page_shows_the_periodic_tasks(blueque: Client, login: Login, settings: SettingsWrapper) -> None:
+    from django_blueque import schedule
+    from django_blueque.protocol.scheduler import Scheduler
+
+    settings.BLUEQUE = {
+        **settings.BLUEQUE,
+        "SCHEDULE": {"tick": {"QUEUE": "default", "PARAMETERS": "t", "EVERY": 3600}},
+    }
+    web = login(perms=["view_tasks"])
+    row = web.get(reverse("admin:django_blueque_workers")).content.decode().split('<th scope="row">tick</th>')[1]
+    assert "never" in row.split("</tr>")[0]
+    blueque.redis.hset(keys.periodic(), "tick", 1.0)  # it ran long ago: the latest occurrence is due
+    Scheduler(blueque, ["default"], periodic=schedule.periodic_tasks()).tick()
+    row = web.get(reverse("admin:django_blueque_workers")).content.decode().split('<th scope="row">tick</th>')[1]
+    (task_id,) = blueque.task_ids("default", "pending")
+    assert reverse("admin:django_blueque_task", args=[task_id]) in row.split("</tr>")[0]

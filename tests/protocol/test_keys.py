@@ -32,4 +32,5 @@ def test_extension_keys() -> None:
     assert keys.reported("q", "complete") == "blueque_reported_complete_q"
     assert keys.per_minute("q", "failed") == "blueque_per_minute_failed_q"
     assert keys.monitors() == "blueque_monitors"
+    assert keys.schedulers() == "blueque_schedulers"
     assert keys.monitoring("monitor_h_1") == "blueque_monitoring_monitor_h_1"

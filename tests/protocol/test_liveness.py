@@ -154,9 +154,32 @@ def test_the_scheduler_forgets_heartbeats_of_listeners_long_gone(client: Client,
     client.get_queue("q").enqueue("x")
     db.sadd(keys.listeners("q"), "unrecovered.example_3")  # never recovered: still listed
     client.beat("here.example_2")
-    Scheduler(client, ["other"]).tick()
-    assert db.zrange(keys.heartbeats(), 0, -1) == ["unrecovered.example_3", "here.example_2"]
-    assert sorted(db.hkeys(keys.listener_timeouts())) == ["here.example_2", "unrecovered.example_3"]
+    scheduler = Scheduler(client, ["other"], scheduler_id="scheduler_here.example_4")
+    scheduler.tick()
+    assert db.zrange(keys.heartbeats(), 0, -1) == [
+        "unrecovered.example_3",
+        "here.example_2",
+        "scheduler_here.example_4",  # its own: it beats
+    ]
+    assert sorted(db.hkeys(keys.listener_timeouts())) == [
+        "here.example_2",
+        "scheduler_here.example_4",
+        "unrecovered.example_3",
+    ]
+
+
+def test_a_scheduler_is_listed_while_it_runs_and_a_long_silent_one_is_forgotten(client: Client, db: Redis) -> None:
+    from django_blueque.protocol.scheduler import Scheduler
+
+    db.sadd(keys.schedulers(), "scheduler_dead.example_1")
+    db.zadd(keys.heartbeats(), {"scheduler_dead.example_1": 1.0})
+    scheduler = Scheduler(client, ["q"], scheduler_id="scheduler_live.example_2")
+    scheduler.tick()
+    assert db.smembers(keys.schedulers()) == {"scheduler_live.example_2"}
+    assert db.zscore(keys.heartbeats(), "scheduler_dead.example_1") is None
+    scheduler.run(burst=True, install_signal_handlers=False)
+    assert db.smembers(keys.schedulers()) == set()
+    assert db.zscore(keys.heartbeats(), "scheduler_live.example_2") is None
 
 
 def test_an_observer_judges_nobody_on_what_it_saw_before_an_error_a_gap_or_a_restart(client: Client, db: Redis) -> None:
