@@ -416,7 +416,7 @@ class BluequeAdminViews:
             messages.warning(request, "Select some tasks first.")
             return HttpResponseRedirect(back)
         if request.POST.get("confirmed") != "yes":
-            tasks = [] if every else client.get_tasks(ids)
+            tasks = [] if every else [readable(task) for task in client.get_tasks(ids)]
             count = getattr(client.queue_stats([queue])[queue], state) if every else None
             return render(
                 request,
@@ -432,7 +432,7 @@ class BluequeAdminViews:
                     count=count,
                     tasks=[{"task": task, "applies": task.status in states} for task in tasks],
                     applicable=sum(task.status in states for task in tasks),
-                    ids=ids,
+                    ids=[clean(task_id) for task_id in ids],
                     force=force,
                     next=back,
                     action_url=reverse("admin:django_blueque_action"),

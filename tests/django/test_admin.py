@@ -160,6 +160,10 @@ def test_each_action_needs_its_permission_a_confirmation_and_is_logged(
     assert (task.status if task.exists else None) == after
     entry = LogEntry.objects.get()
     assert entry.change_message.startswith(f"{action.replace('_', ' ').capitalize()} {ids[state]}")
+    # A superuser may too; the task has moved on, so this time it is left alone.
+    again = login(superuser=True).post(url, {**form, "confirmed": "yes"}, follow=True)
+    assert again.status_code == 200 and f"{ids[state]}" not in blueque.task_ids("default", state)
+    assert LogEntry.objects.count() == 2
 
 
 def test_requeue_refuses_a_live_worker_unless_forced(blueque: Client, login: Login) -> None:
