@@ -24,6 +24,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
@@ -69,6 +70,19 @@ def readable(task: Task) -> Task:
 def link(viewname: str, arg: str) -> str | None:
     """The URL of a queue's or task's page; None for a name that is not UTF-8, which no URL can carry."""
     return reverse(viewname, args=[arg]) if clean(arg) == arg else None
+
+
+def finished_before(text: str) -> float | None:
+    """The delete-all form's optional date (``YYYY-MM-DD``), as a timestamp at its start in the current time zone."""
+    if not text:
+        return None
+    try:
+        day = datetime.fromisoformat(text)
+    except ValueError:
+        raise Http404("Not a date") from None
+    if timezone.is_naive(day):
+        day = timezone.make_aware(day)
+    return day.timestamp()
 
 
 def allowed(request: HttpRequest, action: str) -> bool:
@@ -409,6 +423,7 @@ class BluequeAdminViews:
         every = request.POST.get("all") == "1"
         queue, state = request.POST.get("queue", ""), request.POST.get("state", "")
         force = request.POST.get("force") == "1"
+        before = finished_before(request.POST.get("older_than", "")) if action == "delete" and every else None
         states, _ = ACTIONS[action]
         if every and (queue not in self.queue_names(client) or state not in states):
             raise Http404("No such queue or state for this action")
@@ -439,8 +454,10 @@ class BluequeAdminViews:
                 ),
             )
         if every:
-            outcome = operations.apply_to_state(action, queue, state, force=force)
+            outcome = operations.apply_to_state(action, queue, state, force=force, older_than=before)
             what = f"all {state} tasks of queue {queue}"
+            if before is not None:
+                what += f" finished before {request.POST['older_than']}"
         else:
             outcome = operations.run(action, ids, force=force)
             what = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")

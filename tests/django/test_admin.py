@@ -307,3 +307,24 @@ def test_the_workers_page_shows_the_periodic_tasks(blueque: Client, login: Login
     row = web.get(reverse("admin:django_blueque_workers")).content.decode().split('<th scope="row">tick</th>')[1]
     (task_id,) = blueque.task_ids("default", "pending")
     assert reverse("admin:django_blueque_task", args=[task_id]) in row.split("</tr>")[0]
+
+
+def test_delete_every_finished_task_before_a_date(blueque: Client, raw: redis.Redis, login: Login) -> None:
+    ids = tasks_in_every_state(blueque)
+    queue = blueque.get_queue("default")
+    newer = queue.enqueue("n")
+    raw.hset(keys.task(ids["complete"]), "updated", 1_000_000_000.0)  # 2001
+    listener = blueque.get_listener("default")
+    while (task := listener.listen(timeout=0.1)) is not None and task.id != newer:
+        pass
+    assert task is not None
+    processor = blueque.get_processor(task)
+    processor.start()
+    processor.complete("fresh")
+    web = login(perms=["view_tasks", "delete_tasks"])
+    form = {"action": "delete", "all": "1", "queue": "default", "state": "complete", "confirmed": "yes"}
+    confirm = web.post(reverse("admin:django_blueque_action"), {**form, "confirmed": ""})
+    assert b'type="date"' in confirm.content
+    web.post(reverse("admin:django_blueque_action"), {**form, "older_than": "2020-01-01"})
+    assert not blueque.get_task(ids["complete"]).exists and blueque.get_task(newer).exists
+    assert web.post(reverse("admin:django_blueque_action"), {**form, "older_than": "soon"}).status_code == 404
