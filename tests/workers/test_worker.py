@@ -54,9 +54,9 @@ def test_queue_concurrency_caps_a_queue(blueque: Client, spawn_worker: Spawn) ->
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--concurrency", "0"], "positive"),
-        (["--grace", "-1"], "positive"),
-        (["--max-tasks", "many"], "Expected a number"),
+        (["--concurrency", "0"], "expected a whole number > 0, not '0'"),
+        (["--grace", "-1"], "expected a number > 0, not '-1'"),
+        (["--max-tasks", "many"], "expected a whole number > 0, not 'many'"),
         (["default", "default"], "listed twice"),
     ],
 )

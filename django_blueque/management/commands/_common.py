@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 from typing import Any
 
@@ -13,15 +14,24 @@ LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.
 
 
 def positive(kind: type[int] | type[float]) -> Any:
+    """An argparse type: a number > 0 (a whole one for ``int``).
+
+    It raises ``ArgumentTypeError``, which argparse turns into its one-line
+    usage error (exit status 2); a ``CommandError`` raised there would escape
+    Django's handling as a traceback.
+    """
+    what = "a whole number" if kind is int else "a number"
+
     def parse(text: str) -> int | float:
         try:
             value = kind(text)
         except ValueError:
-            raise CommandError(f"Expected a number, not {text!r}") from None
-        if value <= 0:
-            raise CommandError(f"Expected a positive number, not {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {what} > 0, not {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected {what} > 0, not {text!r}")
         return value
 
+    parse.__name__ = kind.__name__  # what argparse names in its messages
     return parse
 
 

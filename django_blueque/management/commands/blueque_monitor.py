@@ -44,7 +44,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("queues", nargs="*", metavar="QUEUE", help="Only these queues (default: all in Redis).")
-        parser.add_argument("--interval", type=positive(float), default=0.5, help="Seconds between polls when idle.")
+        parser.add_argument(
+            "--interval", type=positive(float), default=0.5, help="Seconds between polls when idle (default: 0.5)."
+        )
         parser.add_argument("--burst", action="store_true", help="Report what has finished, then exit.")
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -31,10 +31,23 @@ class Command(BaseCommand):
     help = "Run a Blueque worker, scheduler and monitor together, restarting any that dies."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("queues", nargs="*", metavar="QUEUE", help="Queues for the worker, highest priority first.")
-        parser.add_argument("--concurrency", type=positive(int), help="The worker's slots.")
-        parser.add_argument("--mode", choices=("fork", "prefork"), default="fork")
-        parser.add_argument("--grace", type=positive(float), help="The worker's grace period on SIGTERM.")
+        parser.add_argument(
+            "queues",
+            nargs="*",
+            metavar="QUEUE",
+            help="Queues for the worker, highest priority first (default: those of BLUEQUE['QUEUES']).",
+        )
+        parser.add_argument(
+            "--concurrency", type=positive(int), help="The worker's slots (default: the queues' CONCURRENCY summed)."
+        )
+        parser.add_argument(
+            "--mode", choices=("fork", "prefork"), default="fork", help="The worker's mode (default: fork)."
+        )
+        parser.add_argument(
+            "--grace",
+            type=positive(float),
+            help="The worker's grace period on SIGTERM, in seconds (default: wait for running tasks).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["verbosity"])

@@ -14,6 +14,8 @@ from django_blueque.connection import get_client
 from django_blueque.humanize import age
 from django_blueque.protocol import STARTED, STATUSES
 
+from ._common import positive
+
 COLUMNS = (*STATUSES, "listeners")
 
 
@@ -87,7 +89,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--watch",
             nargs="?",
-            type=float,
+            type=positive(float),
             const=2.0,
             metavar="SECONDS",
             help="Refresh every SECONDS (default 2) until interrupted.",

@@ -66,7 +66,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="verb", required=True, metavar="ACTION")
         show = actions.add_parser("show", help="Print tasks' fields.")
-        show.add_argument("ids", nargs="+", metavar="TASK_ID")
+        show.add_argument("ids", nargs="+", metavar="TASK_ID", help="The tasks to show.")
         show.add_argument("--json", action="store_true", help="One JSON object per task, one per line.")
         states_help = {verb: " or ".join(ACTIONS[action][0]) for verb, action in VERBS.items()}
         for verb, action in VERBS.items():
@@ -100,7 +100,7 @@ class Command(BaseCommand):
                     help="With --all: only tasks finished before WHEN (7d, 12h, 30m, 90s, or an ISO date).",
                 )
         forget = actions.add_parser("forget-queue", help="Drop a queue name that has no tasks and no listeners.")
-        forget.add_argument("queue")
+        forget.add_argument("queue", help="The queue name to forget.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["verbosity"])

@@ -24,23 +24,40 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("queues", nargs="*", metavar="QUEUE", help="Queues to serve, highest priority first.")
+        parser.add_argument(
+            "queues",
+            nargs="*",
+            metavar="QUEUE",
+            help="Queues to serve, highest priority first (default: those of BLUEQUE['QUEUES']).",
+        )
         parser.add_argument(
             "--concurrency", type=positive(int), help="Tasks run at once (default: the queues' CONCURRENCY summed)."
         )
-        parser.add_argument("--mode", choices=("fork", "prefork"), default="fork")
+        parser.add_argument(
+            "--mode",
+            choices=("fork", "prefork"),
+            default="fork",
+            help="fork: a new process per task; prefork: long-lived children, for many short tasks (default: fork).",
+        )
         parser.add_argument("--burst", action="store_true", help="Run what is pending, then exit.")
-        parser.add_argument("--max-tasks", type=positive(int), help="Exit after this many tasks.")
+        parser.add_argument("--max-tasks", type=positive(int), help="Exit after this many tasks (default: never).")
         parser.add_argument(
             "--grace",
             type=positive(float),
-            help="On SIGTERM, wait this long for running tasks, then stop them and put them back in pending.",
+            help="On SIGTERM, wait this long (seconds) for running tasks, then stop them and put them back in "
+            "pending (default: wait for them however long they take).",
         )
         parser.add_argument(
-            "--max-tasks-per-child", type=positive(int), default=1000, help="prefork: replace a child after this many."
+            "--max-tasks-per-child",
+            type=positive(int),
+            default=1000,
+            help="prefork: replace a child after this many tasks (default: 1000).",
         )
         parser.add_argument(
-            "--max-memory", type=positive(float), metavar="MIB", help="prefork: replace a child above this memory."
+            "--max-memory",
+            type=positive(float),
+            metavar="MIB",
+            help="prefork: replace a child whose resident memory passes this (default: no limit).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
