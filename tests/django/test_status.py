@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -88,8 +89,39 @@ def test_unreachable_redis_is_a_command_error(settings: SettingsWrapper) -> None
 
 
 def test_watch_needs_a_positive_interval(blueque: Client) -> None:
-    with pytest.raises(CommandError, match="positive"):
+    with pytest.raises(CommandError, match="expected a number > 0"):
         status("--watch", "0")
+
+
+def _watch_output(redis_url: str, *, terminal: bool) -> str:
+    """What ``blueque_status --watch 0.1`` writes for its first two refreshes, to a pipe or to a terminal."""
+    manage = Path(__file__).resolve().parents[2] / "testproject" / "manage.py"
+    env = {**os.environ, "BLUEQUE_REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
+    leader, follower = pty.openpty() if terminal else os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, str(manage), "blueque_status", "--watch", "0.1"], env=env, stdout=follower
+    )
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 30
+    try:
+        while seen.count(b"queue ") < 2 and time.monotonic() < deadline:
+            chunk = os.read(leader, 65536)
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(10)
+        os.close(leader)
+    return seen.decode()
+
+
+def test_watch_redraws_on_a_terminal_only(blueque: Client, redis_url: str) -> None:
+    piped = _watch_output(redis_url, terminal=False)
+    assert "\x1b" not in piped
+    assert piped.count("queue ") >= 2, piped  # several refreshes, one after the other
+    assert "\x1b[H\x1b[2J" in _watch_output(redis_url, terminal=True)
 
 
 def test_watch_refreshes_until_interrupted(blueque: Client, redis_url: str) -> None:

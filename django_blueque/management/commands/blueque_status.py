@@ -97,8 +97,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         interval = options["watch"]
-        if interval is not None and interval <= 0:
-            raise CommandError("--watch needs a positive number of seconds")
+        # Redraw in place on a terminal only: in a file or a pipe, the control codes would be noise.
+        redraw = interval is not None and self.stdout.isatty()
         try:
             while True:
                 try:
@@ -109,9 +109,11 @@ class Command(BaseCommand):
                 if options["json"]:
                     self.stdout.write(json.dumps({"queues": queues, "running": tasks}, sort_keys=True))
                 else:
-                    if interval is not None:
+                    if redraw:
                         self.stdout.write("\x1b[H\x1b[2J", ending="")  # clear the terminal
                     self.stdout.write(table(queues) + (running_table(tasks) if tasks else ""))
+                    if interval is not None and not redraw:
+                        self.stdout.write("")  # a blank line between refreshes
                 if interval is None:
                     return
                 time.sleep(interval)
