@@ -69,3 +69,29 @@ def test_every_option_has_help_with_its_default(name: str) -> None:
         assert action.help, f"{name} {label} has no help"
         if action.default not in (None, False, argparse.SUPPRESS, []) and action.option_strings:
             assert "default" in action.help, f"{name} {label}: its help does not give its default"
+
+
+def run(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(MANAGE), *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "BLUEQUE_REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("command", ["blueque_worker", "blueque_monitor", "blueque_scheduler", "blueque_run"])
+def test_a_queue_not_in_the_settings_is_refused_with_the_known_ones(redis_url: str, command: str) -> None:
+    done = run(redis_url, command, "default", "reprots", "--burst" if command != "blueque_run" else "--mode=fork")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "CommandError: Unknown queue 'reprots': BLUEQUE['QUEUES'] has default, raw, slow; "
+        "pass --allow-unknown-queues to serve it anyway"
+    )
+
+
+@pytest.mark.parametrize("command", ["blueque_worker", "blueque_monitor", "blueque_scheduler"])
+def test_a_queue_not_in_the_settings_is_served_when_allowed(redis_url: str, command: str) -> None:
+    done = run(redis_url, command, "legacy", "--allow-unknown-queues", "--burst")
+    assert done.returncode == 0, done.stderr

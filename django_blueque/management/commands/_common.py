@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 
 from django_blueque.protocol.keys import validate_queue_name
 
@@ -35,8 +36,25 @@ def positive(kind: type[int] | type[float]) -> Any:
     return parse
 
 
-def queue_names(names: list[str]) -> list[str]:
-    """The QUEUE arguments of a command, each checked by the protocol's rule, none twice."""
+#: The option that lets a command serve queues that BLUEQUE["QUEUES"] does not name.
+ALLOW_UNKNOWN = "--allow-unknown-queues"
+
+
+def add_allow_unknown(parser: CommandParser) -> None:
+    parser.add_argument(
+        ALLOW_UNKNOWN,
+        action="store_true",
+        help="Accept QUEUE names that BLUEQUE['QUEUES'] does not list (raw Blueque 1.0.1 queues, say); "
+        "without it such a name is refused, since it is most often a typo.",
+    )
+
+
+def queue_names(names: list[str], *, known: Iterable[str] | None = None) -> list[str]:
+    """The QUEUE arguments of a command, each checked by the protocol's rule, none twice.
+
+    With ``known`` (the configured queues, unless the command was given
+    ALLOW_UNKNOWN), a name that is not among them is refused with the list.
+    """
     for name in names:
         try:
             validate_queue_name(name)
@@ -44,7 +62,25 @@ def queue_names(names: list[str]) -> list[str]:
             raise CommandError(str(exc)) from None
     if len(set(names)) != len(names):
         raise CommandError(f"A queue is listed twice: {' '.join(names)}")
+    if known is not None:
+        configured = sorted(known)
+        unknown = [name for name in names if name not in configured]
+        if unknown:
+            raise CommandError(
+                f"Unknown queue{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
+                f"BLUEQUE['QUEUES'] has {', '.join(configured) or 'none'}; "
+                f"pass {ALLOW_UNKNOWN} to serve {'them' if len(unknown) > 1 else 'it'} anyway"
+            )
     return names
+
+
+def known_queues(options: dict[str, Any]) -> list[str] | None:
+    """The queues a command's QUEUE arguments must be among, or None if it may serve any."""
+    if options.get("allow_unknown_queues"):
+        return None
+    from django_blueque.conf import get_settings
+
+    return list(get_settings().queues)
 
 
 def configure_logging(verbosity: int) -> None:

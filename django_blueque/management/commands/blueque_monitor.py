@@ -13,7 +13,7 @@ from django_blueque.connection import get_client
 from django_blueque.protocol import Task
 from django_blueque.protocol.monitor import Monitor
 
-from ._common import configure_logging, positive, queue_names
+from ._common import add_allow_unknown, configure_logging, known_queues, positive, queue_names
 
 logger = logging.getLogger("django_blueque")
 
@@ -47,6 +47,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--interval", type=positive(float), default=0.5, help="Seconds between polls when idle (default: 0.5)."
         )
+        add_allow_unknown(parser)
         parser.add_argument("--burst", action="store_true", help="Report what has finished, then exit.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -54,7 +55,7 @@ class Command(BaseCommand):
         config = get_settings()
         monitor = Monitor(
             get_client(),
-            queue_names(options["queues"]) or None,
+            queue_names(options["queues"], known=known_queues(options)) or None,
             on_complete=completed,
             on_failed=failed,
             on_retrying=retrying,

@@ -22,7 +22,7 @@ from django.db import connections
 
 from django_blueque.protocol.supervision import run_child
 
-from ._common import configure_logging, positive, queue_names
+from ._common import ALLOW_UNKNOWN, add_allow_unknown, configure_logging, known_queues, positive, queue_names
 
 logger = logging.getLogger("django_blueque")
 
@@ -37,6 +37,7 @@ class Command(BaseCommand):
             metavar="QUEUE",
             help="Queues for the worker, highest priority first (default: those of BLUEQUE['QUEUES']).",
         )
+        add_allow_unknown(parser)
         parser.add_argument(
             "--concurrency", type=positive(int), help="The worker's slots (default: the queues' CONCURRENCY summed)."
         )
@@ -51,7 +52,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["verbosity"])
-        worker = ["blueque_worker", *queue_names(options["queues"]), "--mode", options["mode"]]
+        worker = [
+            "blueque_worker",
+            *queue_names(options["queues"], known=known_queues(options)),
+            "--mode",
+            options["mode"],
+        ]
+        if options["allow_unknown_queues"]:
+            worker.append(ALLOW_UNKNOWN)
         if options["concurrency"]:
             worker += ["--concurrency", str(options["concurrency"])]
         if options["grace"]:

@@ -12,7 +12,7 @@ from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
 from django_blueque.protocol.scheduler import Scheduler
 
-from ._common import configure_logging, positive, queue_names
+from ._common import add_allow_unknown, configure_logging, known_queues, positive, queue_names
 
 
 class Command(BaseCommand):
@@ -26,6 +26,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--interval", type=positive(float), default=0.25, help="Seconds between rounds (default 0.25)."
         )
+        add_allow_unknown(parser)
         parser.add_argument("--burst", action="store_true", help="Do one round, then exit.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -36,7 +37,7 @@ class Command(BaseCommand):
         config = get_settings()
         scheduler = Scheduler(
             get_client(),
-            queue_names(options["queues"]) or None,
+            queue_names(options["queues"], known=known_queues(options)) or None,
             periodic=schedule.periodic_tasks(),
             interval=options["interval"],
             listener_timeout=config.listener_timeout,

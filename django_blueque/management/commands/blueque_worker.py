@@ -14,7 +14,7 @@ from django_blueque.execution import prepare, run_task
 from django_blueque.protocol.forking_runner import ForkingRunner
 from django_blueque.protocol.prefork_runner import PreforkRunner
 
-from ._common import configure_logging, positive, queue_names
+from ._common import add_allow_unknown, configure_logging, known_queues, positive, queue_names
 
 
 class Command(BaseCommand):
@@ -40,6 +40,7 @@ class Command(BaseCommand):
             help="fork: a new process per task; prefork: long-lived children, for many short tasks (default: fork).",
         )
         parser.add_argument("--burst", action="store_true", help="Run what is pending, then exit.")
+        add_allow_unknown(parser)
         parser.add_argument("--max-tasks", type=positive(int), help="Exit after this many tasks (default: never).")
         parser.add_argument(
             "--grace",
@@ -63,7 +64,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["verbosity"])
         config = get_settings()
-        queues = queue_names(options["queues"]) or list(config.queues)
+        queues = queue_names(options["queues"], known=known_queues(options)) or list(config.queues)
         limits = {name: config.queues[name].concurrency for name in queues if name in config.queues}
         concurrency = options["concurrency"] or sum(limits.get(name, 1) for name in queues)
         common: dict[str, Any] = {
