@@ -32,13 +32,13 @@ from . import liveness
 from .errors import TaskNotOwned
 from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
 from .liveness import MIN_LISTENER_TIMEOUT, Run, beat_interval, reconnect_backoff_cap
+from .processes import describe_status
 from .proctitle import set_title
-from .supervision import Supervision, run_child
+from .supervision import TRANSIENT, Supervision, run_child
 from .task import Task
 from .work import (
     EXIT_REDIS_LOST,
     EXIT_TAKEN_OVER,
-    TRANSIENT,
     Heartbeat,
     RedisWatchdog,
     TaskCallback,
@@ -86,12 +86,11 @@ def check_options(concurrency: int, listener_timeout: float, lost_redis: str) ->
 
 
 def describe_exit(status: int) -> str:
+    """How a task's process ended, for its ``lost`` field."""
     if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
-        hint = " (the kernel's OOM killer sends SIGKILL)" if number == signal.SIGKILL else ""
-        return f"killed by {name}{hint}"
-    return f"exited with status {os.WEXITSTATUS(status)} without recording an outcome"
+        hint = " (the kernel's OOM killer sends SIGKILL)" if os.WTERMSIG(status) == signal.SIGKILL else ""
+        return describe_status(status) + hint
+    return f"{describe_status(status)} without recording an outcome"
 
 
 class ForkingRunner:
@@ -148,14 +147,21 @@ class ForkingRunner:
         With ``burst``, return once no task is pending and none is running.
         """
         self._supervision.open(install_signal_handlers=install_signal_handlers)
-        listener = self._client.get_listener(
-            *self._queues,
-            block_timeout=self._block,
-            heartbeat=True,
-            timeout=self._timeout,
-            max_recoveries=self._max_recoveries,
-            max_releases=self._max_releases,
+        listener = self._supervision.until_connected(
+            lambda: self._client.get_listener(
+                *self._queues,
+                block_timeout=self._block,
+                heartbeat=True,
+                timeout=self._timeout,
+                max_recoveries=self._max_recoveries,
+                max_releases=self._max_releases,
+            ),
+            "register the worker",
+            reconnect_backoff_cap(self._timeout),
         )
+        if listener is None:  # stopped before Redis answered
+            self._supervision.close()
+            return self.tasks_run
         recovery = self._client.recovery(
             self._queues,
             timeout=self._timeout,
@@ -174,7 +180,10 @@ class ForkingRunner:
             self._finish(listener, watchdog)
             if watchdog is not None:
                 watchdog.stop()
-            listener.close()
+            try:
+                listener.close()
+            except TRANSIENT:
+                logger.warning("Could not deregister listener %s: Redis unavailable; recovery will", listener.id)
             self._supervision.close()
         return self.tasks_run
 

@@ -28,9 +28,8 @@ from . import keys, lifecycle_scripts, liveness
 from .identity import unique_node
 from .liveness import DEFAULT_LISTENER_TIMEOUT, Watch, beat_interval, reconnect_backoff_cap
 from .replies import string, string_set, strings
-from .supervision import Supervision
+from .supervision import TRANSIENT, Supervision
 from .task import COMPLETE, FAILED, Task
-from .work import TRANSIENT
 
 if TYPE_CHECKING:
     from .client import Client
@@ -363,7 +362,9 @@ class Monitor:
         self._supervision.open(install_signal_handlers=install_signal_handlers)
         backoff = 0.0
         try:
-            self.register()
+            self._supervision.until_connected(
+                self.register, "register the monitor", reconnect_backoff_cap(self._timeout)
+            )
             while not self._supervision.stopping:
                 try:
                     reported = self.tick()

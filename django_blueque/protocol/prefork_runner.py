@@ -37,11 +37,10 @@ from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_M
 from .liveness import beat_interval, reconnect_backoff_cap
 from .proctitle import set_title
 from .replies import strings
-from .supervision import Supervision, run_child
+from .supervision import TRANSIENT, Supervision, run_child
 from .work import (
     EXIT_REDIS_LOST,
     EXIT_TAKEN_OVER,
-    TRANSIENT,
     Heartbeat,
     TaskCallback,
     perform,
@@ -120,6 +119,11 @@ class PreforkRunner:
         """
         self._supervision.open(install_signal_handlers=install_signal_handlers)
         started = 0
+        # Children would crash, and be replaced, in a loop while Redis is not there yet.
+        self._supervision.until_connected(self._client.redis.ping, "start", reconnect_backoff_cap(self._timeout))
+        if self._supervision.stopping:  # stopped before Redis answered
+            self._supervision.close()
+            return started
         recovery = self._client.recovery(
             self._queues, timeout=self._timeout, max_recoveries=self._max_recoveries, max_releases=self._max_releases
         )

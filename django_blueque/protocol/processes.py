@@ -1,8 +1,9 @@
-"""Is a process still running on this host? By pid, and by start time against pid reuse."""
+"""Processes on this host: is one still running (by pid, and by start time against pid reuse), and how one ended."""
 
 from __future__ import annotations
 
 import os
+import signal
 
 
 def pid_alive(pid: int) -> bool:
@@ -35,3 +36,14 @@ def process_alive(pid: str | None, token: str | None) -> bool:
     if not pid or not pid.isdigit() or not pid_alive(int(pid)):
         return False
     return not token or process_token(int(pid)) == token
+
+
+def describe_status(status: int) -> str:
+    """A wait status (from ``os.waitpid``) for people: ``exited with status 1``, ``killed by SIGKILL``."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else f"signal {number}"
+        return f"killed by {name}"
+    if os.WIFEXITED(status):
+        return f"exited with status {os.WEXITSTATUS(status)}"
+    return f"ended with wait status {status}"

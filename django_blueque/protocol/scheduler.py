@@ -32,8 +32,7 @@ from .liveness import (
 )
 from .queue import DUE_BATCH, new_task_id
 from .replies import optional_strings, string, string_set, strings
-from .supervision import Supervision
-from .work import TRANSIENT
+from .supervision import TRANSIENT, Supervision
 
 if TYPE_CHECKING:
     from .client import Client

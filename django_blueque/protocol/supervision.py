@@ -17,7 +17,16 @@ import time
 import traceback
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
+
+import redis.exceptions
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Errors that mean Redis could not be reached (or did not answer in time): wait and try again.
+TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 #: Longest sleep without a wakeup fd (signal handlers not installed): nothing
 #: else tells the process that a child ended.
@@ -115,3 +124,21 @@ class Supervision:
         deadline = time.monotonic() + seconds
         while not self.stopping and (left := deadline - time.monotonic()) > 0:
             self.wait(min(left, 1.0))
+
+    def until_connected(self, step: Callable[[], T], what: str, max_backoff: float) -> T | None:
+        """Run ``step`` until Redis answers; None if asked to stop first.
+
+        For a process starting while Redis is not there yet (in containers it
+        often comes up after the workers): one log line per failed attempt,
+        the wait doubling from 0.1 s up to ``max_backoff``.
+        """
+        delay, attempt = 0.1, 0
+        while not self.stopping:
+            try:
+                return step()
+            except TRANSIENT as exc:
+                attempt += 1
+                logger.warning("Waiting for Redis to %s (attempt %d: %s); next try in %.1fs", what, attempt, exc, delay)
+                self.sleep(delay)
+                delay = min(delay * 2, max_backoff)
+        return None

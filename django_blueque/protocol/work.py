@@ -11,10 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-import redis.exceptions
-
 from .errors import Retry
 from .liveness import Run
+from .supervision import TRANSIENT
 from .task import Task
 
 if TYPE_CHECKING:
@@ -26,7 +25,6 @@ TaskCallback = Callable[[Task], "str | None"]
 T = TypeVar("T")
 
 #: Redis errors worth waiting out: the server restarting or unreachable.
-TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 MAX_BACKOFF = 5.0
 
 

@@ -20,6 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
+from django_blueque.protocol.processes import describe_status
 from django_blueque.protocol.supervision import run_child
 
 from ._common import ALLOW_UNKNOWN, add_allow_unknown, configure_logging, known_queues, positive, queue_names
@@ -111,7 +112,7 @@ class Command(BaseCommand):
             role = self.children.pop(pid, None)
             if role is None or self.stopping:
                 continue
-            logger.error("blueque_run: the %s (process %d) ended with status %d; restarting it", role, pid, status)
+            logger.error("blueque_run: the %s (process %d) %s; restarting it", role, pid, describe_status(status))
             time.sleep(pauses[role])
             pauses[role] = min(pauses[role] * 2, 30.0)
             if not self.stopping:
