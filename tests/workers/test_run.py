@@ -19,7 +19,9 @@ def children_of(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
-def test_one_command_runs_scheduled_tasks_and_signals_them(blueque: Client, spawn_worker: Spawn) -> None:
+def test_one_command_runs_scheduled_tasks_and_signals_them(
+    blueque: Client, spawn_worker: Spawn, tmp_path: Path
+) -> None:
     run = spawn_worker("--grace", "2", command="blueque_run")
     now = tasks.noop.enqueue()
     later = tasks.noop.using(run_after=timezone.now() + timedelta(seconds=1)).enqueue()
@@ -32,6 +34,8 @@ def test_one_command_runs_scheduled_tasks_and_signals_them(blueque: Client, spaw
     worker_pid = min(children_of(run.pid))
     os.kill(worker_pid, signal.SIGKILL)
     wait_for(lambda: len(children_of(run.pid)) == 3 and worker_pid not in children_of(run.pid), 20, "a restart")
+    killed = "killed by SIGKILL; restarting it"
+    assert f"(process {worker_pid}) {killed}" in (tmp_path / "worker-0.log").read_text()
 
     # The killed worker's listener is found dead and removed by the others.
     def listener_pids() -> set[int]:
