@@ -136,15 +136,20 @@ class ForkingRunner:
         self._unsettled: list[tuple[Child, str | None]] = []
         self._supervision = Supervision()
         self.tasks_run = 0
+        #: Tasks started here that went back to pending unfinished (a stop, Redis out of reach).
+        self.tasks_released = 0
+        self._announced = 0
 
     def stop(self) -> None:
         """Stop taking tasks; :meth:`run` returns once running tasks end. Signal-safe."""
         self._supervision.stop()
 
     def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> int:
-        """Serve the queues until stopped; return how many tasks were started.
+        """Serve the queues until stopped; return how many tasks ran here (to an outcome, or lost).
 
-        With ``burst``, return once no task is pending and none is running.
+        Tasks given back to pending unfinished (a stop) are not counted; see
+        :attr:`tasks_released`. With ``burst``, return once no task is pending
+        and none is running.
         """
         self._supervision.open(install_signal_handlers=install_signal_handlers)
         listener = self._supervision.until_connected(
@@ -161,7 +166,7 @@ class ForkingRunner:
         )
         if listener is None:  # stopped before Redis answered
             self._supervision.close()
-            return self.tasks_run
+            return 0
         recovery = self._client.recovery(
             self._queues,
             timeout=self._timeout,
@@ -185,7 +190,34 @@ class ForkingRunner:
             except TRANSIENT:
                 logger.warning("Could not deregister listener %s: Redis unavailable; recovery will", listener.id)
             self._supervision.close()
-        return self.tasks_run
+        if self._announced:
+            logger.warning(
+                "Stopped: %d task(s) ran, %d went back to pending",
+                self.tasks_run - self.tasks_released,
+                self.tasks_released,
+            )
+        return self.tasks_run - self.tasks_released
+
+    def _announce_stop(self) -> None:
+        """Say at once what a stop request does. From the loop: a signal handler must not log."""
+        signals = self._supervision.signals
+        if signals == self._announced:
+            return
+        self._announced = signals
+        running = len(self._children)
+        if signals == 1:
+            if not running:
+                logger.warning("Stopping: no task is running")
+                return
+            grace = "" if self._grace is None else f"; after {self._grace:g}s they are stopped and go back to pending"
+            logger.warning(
+                "Stopping: waiting for %d running task(s) to finish%s; send SIGTERM (or Ctrl-C) again to put them "
+                "back in pending now",
+                running,
+                grace,
+            )
+        elif signals == 2:
+            logger.warning("Stopping now: %d running task(s) go back to pending", running)
 
     def _beat(self, listener: Listener, watchdog: RedisWatchdog | None) -> None:
         """Beat for the listener and every child's run; stop the children whose task was taken over."""
@@ -226,6 +258,7 @@ class ForkingRunner:
                     self._beat(listener, watchdog)
                     next_beat = now + self._interval
                 if self._supervision.stopping:
+                    self._announce_stop()
                     if not self._children and not self._unsettled:
                         return
                     self._stop_children_past_grace()
@@ -331,6 +364,8 @@ class ForkingRunner:
             child, lost = self._unsettled[0]
             outcome = listener.give_back(child.task, lost=lost, attempt=child.attempt)
             logger.info("Task %s %s", child.task.id, outcome)
+            if outcome == "released":
+                self.tasks_released += 1
             self._unsettled.pop(0)
 
     def _stop_children_past_grace(self) -> None:
@@ -356,6 +391,7 @@ class ForkingRunner:
                 self._reap()
                 self._settle(listener)
                 if self._children:
+                    self._announce_stop()
                     self._beat(listener, watchdog)
                     self._stop_children_past_grace()
                     self._supervision.wait(min(self._interval, 1.0))

@@ -357,6 +357,22 @@ class Monitor:
     def stop(self) -> None:
         self._supervision.stop()
 
+    def _report_what_is_left(self) -> None:
+        """On a stop request: report what has finished so far, so a worker stopped just before is signalled.
+
+        Bounded (a second signal, or a few rounds), so a stop is never put off
+        for long by a steady stream of finishing tasks.
+        """
+        for _ in range(10):
+            if self._supervision.signals >= 2:
+                return
+            try:
+                if not self.report():
+                    return
+            except TRANSIENT as exc:
+                logger.warning("Redis unavailable while stopping (%s); what is left is reported by others", exc)
+                return
+
     def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> None:
         """Report until stopped (SIGTERM/SIGINT); with ``burst``, until nothing is left to report."""
         self._supervision.open(install_signal_handlers=install_signal_handlers)
@@ -379,6 +395,7 @@ class Monitor:
                 if not reported:
                     # Never so long that the watch of the other monitors has a gap.
                     self._supervision.sleep(backoff or min(self._interval, beat_interval(self._timeout)))
+            self._report_what_is_left()
         finally:
             try:
                 self.deregister()

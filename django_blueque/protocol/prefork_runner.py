@@ -106,6 +106,7 @@ class PreforkRunner:
         self._max_tasks_per_child = max_tasks_per_child if max_tasks is None else min(max_tasks, max_tasks_per_child)
         self._max_memory_mb = max_memory_mb
         self._children: dict[int, float | None] = {}  # pid -> when we asked it to stop
+        self._announced = 0
         self._supervision = Supervision()
         self._child_stop = False
 
@@ -138,6 +139,7 @@ class PreforkRunner:
                 if not self._children:
                     return started
                 if self._supervision.stopping:
+                    self._announce_stop()
                     self._stop_children()
                 elif time.monotonic() >= next_recovery:
                     try:
@@ -155,6 +157,23 @@ class PreforkRunner:
                 if self._children:
                     self._supervision.wait(0.5)
             self._supervision.close()
+
+    def _announce_stop(self) -> None:
+        """Say at once what a stop request does. From the loop: a signal handler must not log."""
+        signals = self._supervision.signals
+        if signals == self._announced:
+            return
+        self._announced = signals
+        if signals == 1:
+            grace = "" if self._grace is None else f"; after {self._grace:g}s they are stopped and go back to pending"
+            logger.warning(
+                "Stopping: each of %d child process(es) finishes the task it runs, if any%s; send SIGTERM (or "
+                "Ctrl-C) again to put running tasks back in pending now",
+                len(self._children),
+                grace,
+            )
+        elif signals == 2:
+            logger.warning("Stopping now: running tasks go back to pending")
 
     def _spawn(self, burst: bool) -> None:
         if self._before_fork is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -104,27 +105,44 @@ def test_sigterm_lets_running_tasks_finish_and_takes_no_more(blueque: Client, sp
 
 
 @pytest.mark.parametrize("mode", ["fork", "prefork"])
-def test_sigterm_twice_puts_running_tasks_back_at_once(blueque: Client, spawn_worker: Spawn, mode: str) -> None:
+def test_sigterm_twice_puts_running_tasks_back_at_once(
+    blueque: Client, spawn_worker: Spawn, mode: str, tmp_path: Path
+) -> None:
     ids = [tasks.sleep.enqueue(60).id for _ in range(2)]
     worker = spawn_worker("default", "--concurrency", "2", "--mode", mode)
     wait_for(lambda: statuses(blueque, ids) == ["started"] * 2, 20, "2 tasks to start")
+    log = tmp_path / "worker-0.log"
     worker.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    # Said at once, while the tasks run on.
+    first = (
+        "Stopping: waiting for 2 running task(s) to finish; send SIGTERM (or Ctrl-C) again"
+        if mode == "fork"
+        else "Stopping: each of 2 child process(es) finishes the task it runs, if any; send SIGTERM (or Ctrl-C) again"
+    )
+    wait_for(lambda: first in log.read_text(), 3, "the worker to say what it does")
+    assert statuses(blueque, ids) == ["started"] * 2
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(20) == 0
+    said = log.read_text()
+    assert "Stopping now: " in said
+    if mode == "fork":
+        assert "Stopped: 0 task(s) ran, 2 went back to pending" in said
+        assert said.rstrip().endswith("Ran 0 task(s); 2 went back to pending.")
     assert statuses(blueque, ids) == ["pending"] * 2
     assert sorted(blueque.task_ids("default", "pending")) == sorted(ids)
     assert all("recoveries" not in task.fields for task in blueque.get_tasks(ids))
     assert reserved_ids(blueque) == []
 
 
-def test_grace_period_then_running_tasks_go_back(blueque: Client, spawn_worker: Spawn) -> None:
+def test_grace_period_then_running_tasks_go_back(blueque: Client, spawn_worker: Spawn, tmp_path: Path) -> None:
     ids = [tasks.sleep.enqueue(60).id for _ in range(2)]
     worker = spawn_worker("default", "--concurrency", "2", "--grace", "1")
     wait_for(lambda: statuses(blueque, ids) == ["started"] * 2, 20, "2 tasks to start")
     worker.send_signal(signal.SIGTERM)
     stopped = time.monotonic()
     assert worker.wait(20) == 0
+    said = (tmp_path / "worker-0.log").read_text()
+    assert "Stopping: waiting for 2 running task(s) to finish; after 1s they are stopped and go back to pending" in said
     assert 0.9 < time.monotonic() - stopped < 10
     assert statuses(blueque, ids) == ["pending"] * 2
     assert reserved_ids(blueque) == []

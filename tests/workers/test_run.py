@@ -47,3 +47,16 @@ def test_one_command_runs_scheduled_tasks_and_signals_them(
     run.send_signal(signal.SIGTERM)
     assert run.wait(30) == 0
     assert blueque.queue_stats()["default"].listeners == 0
+
+
+def test_the_monitor_stops_after_the_worker_so_the_last_tasks_are_signalled(
+    blueque: Client, spawn_worker: Spawn
+) -> None:
+    run = spawn_worker(command="blueque_run")
+    task_id = tasks.sleep.enqueue(2).id
+    wait_for(lambda: blueque.get_task(task_id).status == "started", 20, "the task to start")
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(30) == 0
+    assert blueque.get_task(task_id).status == "complete"
+    entries = [e.decode() if isinstance(e, bytes) else e for e in blueque.redis.lrange(JOURNAL, 0, -1)]
+    assert entries == [f"completed default {task_id}"]

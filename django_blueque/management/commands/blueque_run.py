@@ -2,9 +2,12 @@
 
 For small deployments and development. Each runs in a forked child; one that
 dies is started again (after a pause that grows to 30 s while it keeps
-dying). SIGTERM is passed on to every child, and the command returns when all
-have stopped. SIGINT (Ctrl-C) is not passed on: a terminal sends it to the
-whole process group, children included, already.
+dying). SIGTERM is passed on to the worker and the scheduler (a second one
+too); SIGINT (Ctrl-C) is not passed on, since a terminal sends it to the
+whole process group already. The monitor runs in a process group of its own,
+out of Ctrl-C's reach, and is stopped only once the worker has exited, so the
+tasks the worker finished while stopping are signalled. The command returns
+when all have stopped.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class Command(BaseCommand):
         }
         self.children: dict[int, str] = {}
         self.stopping = False
+        self.monitor_stopped = False
         previous = signal.signal(signal.SIGTERM, self.on_sigterm), signal.signal(signal.SIGINT, self.on_sigint)
         try:
             for role in self.roles:
@@ -84,11 +88,20 @@ class Command(BaseCommand):
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
-        for pid in self.children:
-            os.kill(pid, signal.SIGTERM)
+        for pid, role in self.children.items():
+            if role != "monitor":
+                os.kill(pid, signal.SIGTERM)
 
     def on_sigint(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
+
+    def stop_the_monitor_after_the_worker(self) -> None:
+        roles = set(self.children.values())
+        if self.stopping and "worker" not in roles and "monitor" in roles and not self.monitor_stopped:
+            self.monitor_stopped = True
+            for pid, role in self.children.items():
+                if role == "monitor":
+                    os.kill(pid, signal.SIGTERM)
 
     def start(self, role: str) -> None:
         connections.close_all()
@@ -96,6 +109,8 @@ class Command(BaseCommand):
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if role == "monitor":
+                os.setpgid(0, 0)  # out of the terminal's Ctrl-C: stopped after the worker
 
             def body() -> int:
                 call_command(*self.roles[role])
@@ -108,6 +123,7 @@ class Command(BaseCommand):
     def supervise(self) -> None:
         pauses = dict.fromkeys(self.roles, 1.0)
         while self.children:
+            self.stop_the_monitor_after_the_worker()
             pid, status = os.waitpid(-1, 0)
             role = self.children.pop(pid, None)
             if role is None or self.stopping:

@@ -96,6 +96,8 @@ class Command(BaseCommand):
         )
         ran = runner.run(burst=options["burst"])
         if options["verbosity"] >= 1:
-            self.stdout.write(
-                f"Ran {ran} task(s)." if options["mode"] == "fork" else f"Stopped; {ran} child process(es) ran."
-            )
+            if isinstance(runner, ForkingRunner):
+                released = f"; {runner.tasks_released} went back to pending" if runner.tasks_released else ""
+                self.stdout.write(f"Ran {ran} task(s){released}.")
+            else:
+                self.stdout.write(f"Stopped; {ran} child process(es) ran.")
