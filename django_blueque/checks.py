@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.apps import AppConfig
+import django
+from django.apps import AppConfig, apps
+from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
 from . import schedule
-from .conf import get_settings, problems
+from .conf import DEFAULT_QUEUE, DEFAULT_REDIS_URL, get_settings, problems
 
 
 def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> Iterable[checks.CheckMessage]:
@@ -23,6 +25,8 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     if found:
         return
     yield from (checks.Error(p.msg, hint=p.hint, id=p.id) for p in schedule.problems())
+    yield from _defaults_in_use()
+    yield from _tasks_backport_missing()
     for queue in get_settings().queues.values():
         if queue.handler is None:
             continue
@@ -38,3 +42,30 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
                 hint="Give the dotted path of a function taking a Blueque task and returning a string or None.",
                 id="django_blueque.E009",
             )
+
+
+def _defaults_in_use() -> Iterable[checks.CheckMessage]:
+    raw = getattr(settings, "BLUEQUE", None)
+    config = get_settings()
+    if raw is None or (config.redis_url == DEFAULT_REDIS_URL and not raw.get("REDIS_URL")):
+        yield checks.Info(
+            f"BLUEQUE names no Redis: using {DEFAULT_REDIS_URL}"
+            + ("" if raw and raw.get("QUEUES") else f", with one queue, {DEFAULT_QUEUE!r}")
+            + ".",
+            hint='Set BLUEQUE = {"REDIS_URL": ..., "QUEUES": {...}} (see docs/settings.md) to say so yourself.',
+            id="django_blueque.I001",
+        )
+
+
+def _tasks_backport_missing() -> Iterable[checks.CheckMessage]:
+    """On Django 5.2 the Tasks API is the django-tasks backport, whose checks run only if it is installed."""
+    if django.VERSION >= (6, 0) or apps.is_installed("django_tasks"):
+        return
+    backend = "django_blueque.backends.BluequeBackend"
+    if any(options.get("BACKEND") == backend for options in getattr(settings, "TASKS", {}).values()):
+        yield checks.Error(
+            f"TASKS uses {backend}, but 'django_tasks' is not in INSTALLED_APPS: on Django {django.get_version()} "
+            "the backend's own checks (queues no worker serves, Redis unreachable) never run.",
+            hint="Add 'django_tasks' to INSTALLED_APPS (the Tasks API backport, until Django 6).",
+            id="django_blueque.E018",
+        )

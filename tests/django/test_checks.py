@@ -111,3 +111,46 @@ def test_bad_settings_refuse_to_build_a_client(settings: SettingsWrapper) -> Non
     settings.BLUEQUE = {"REDIS_URL": "http://nope"}
     with pytest.raises(ImproperlyConfigured, match=r"django_blueque\.E004"):
         get_client()
+
+
+@pytest.mark.parametrize("blueque", [None, {}, {"QUEUES": {"default": {}}}])
+def test_the_default_redis_in_use_is_said(settings: SettingsWrapper, blueque: Any) -> None:
+    if blueque is None:
+        del settings.BLUEQUE
+    else:
+        settings.BLUEQUE = blueque
+    settings.TASKS = {"default": {"BACKEND": BACKEND, "QUEUES": ["default"]}}
+    messages = [m for m in run_checks() if m.id == "django_blueque.I001"]
+    assert len(messages) == 1
+    assert messages[0].msg.startswith("BLUEQUE names no Redis: using redis://127.0.0.1:6379/0")
+    assert ("one queue, 'default'" in messages[0].msg) == (not blueque)
+
+
+def test_a_backend_without_the_tasks_backport_installed_is_an_error(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import django
+
+    if django.VERSION >= (6, 0):
+        pytest.skip("Django 6 has the Tasks API itself: no backport to install")
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "without_backport.py").write_text(
+        "from testproject.settings import *  # noqa: F403\n"
+        "INSTALLED_APPS = [app for app in INSTALLED_APPS if app != 'django_tasks']  # noqa: F405\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(root / "testproject" / "manage.py"), "check"],
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)]),
+            "DJANGO_SETTINGS_MODULE": "without_backport",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "django_blueque.E018" in done.stderr and "'django_tasks' is not in INSTALLED_APPS" in done.stderr
