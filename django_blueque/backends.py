@@ -17,20 +17,21 @@ process. Priority is not supported: order tasks with queues instead.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import redis
 from django.core import checks
 from django.db import transaction
-from django.utils import timezone
 
 from . import payload
 from .compat import BaseTaskBackend, TaskResult, TaskResultDoesNotExist, TaskResultStatus, task_enqueued
 from .conf import get_settings, problems
 from .connection import get_client
+from .exceptions import EnqueueError
 from .protocol.queue import new_task_id
-from .results import to_task_result, update
+from .results import as_datetime, to_task_result, update
 
 if TYPE_CHECKING:
     from .compat import AnyTask, AnyTaskResult
@@ -70,11 +71,16 @@ class BluequeBackend(BaseTaskBackend):
 
         def push() -> None:
             queue = get_client().get_queue(task.queue_name)
-            if task.run_after is not None:
-                queue.schedule(parameters, eta=task.run_after.timestamp(), task_id=task_id)
-            else:
-                queue.enqueue(parameters, task_id=task_id)
-            update(result, enqueued_at=timezone.now())
+            # The time stored is the time reported, so get_result() reads what enqueue() returned.
+            now = time.time()
+            try:
+                if task.run_after is not None:
+                    queue.schedule(parameters, eta=task.run_after.timestamp(), task_id=task_id, created=now)
+                else:
+                    queue.enqueue(parameters, task_id=task_id, created=now)
+            except redis.RedisError as exc:
+                raise EnqueueError(f"Could not enqueue {task.module_path} on queue {task.queue_name!r}: {exc}") from exc
+            update(result, enqueued_at=as_datetime(now))
             task_enqueued.send(type(self), task_result=result)
 
         if self.enqueue_on_commit:

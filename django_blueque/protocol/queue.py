@@ -42,12 +42,18 @@ class Queue:
         return self._name
 
     def _new_task(
-        self, pipe: Pipeline, status: str, parameters: str, extra: dict[str, str | float] | None, task_id: str | None
+        self,
+        pipe: Pipeline,
+        status: str,
+        parameters: str,
+        extra: dict[str, str | float] | None,
+        task_id: str | None,
+        created: float | None,
     ) -> str:
         if not isinstance(parameters, str):
             raise TypeError(f"Task parameters must be a string, not {type(parameters).__name__}")
         task_id = new_task_id() if task_id is None else validate_task_id(task_id)
-        now = time.time()
+        now = time.time() if created is None else float(created)
         fields: dict[str, str | float] = dict(extra or {})
         fields.update(status=status, queue=self._name, parameters=parameters, created=now, updated=now)
         pipe.hset(keys.task(task_id), mapping=fields)  # type: ignore[arg-type]
@@ -56,17 +62,25 @@ class Queue:
         return task_id
 
     def enqueue(
-        self, parameters: str, *, extra: dict[str, str | float] | None = None, task_id: str | None = None
+        self,
+        parameters: str,
+        *,
+        extra: dict[str, str | float] | None = None,
+        task_id: str | None = None,
+        created: float | None = None,
     ) -> str:
         """Add a pending task and return its id. One round trip, atomic.
 
         ``parameters`` is an opaque string handed to the task's runner;
         ``extra`` holds additional hash fields for clients that know them;
         ``task_id`` (default: a new UUID4) lets a caller know the id before
-        the task exists, e.g. to enqueue when a transaction commits.
+        the task exists, e.g. to enqueue when a transaction commits;
+        ``created`` (epoch seconds, default now) is the time recorded, for a
+        caller that reports it too. Redis errors (``redis.ConnectionError``
+        when it cannot be reached) are raised as they are.
         """
         with self._redis.pipeline(transaction=True) as pipe:
-            task_id = self._new_task(pipe, PENDING, parameters, extra, task_id)
+            task_id = self._new_task(pipe, PENDING, parameters, extra, task_id, created)
             pipe.lpush(keys.pending(self._name), task_id)
             pipe.publish(keys.channel(self._name), self._name)
             pipe.execute()
@@ -79,6 +93,7 @@ class Queue:
         *,
         extra: dict[str, str | float] | None = None,
         task_id: str | None = None,
+        created: float | None = None,
     ) -> str:
         """Add a task that becomes pending at ``eta`` (epoch seconds); return its id.
 
@@ -86,9 +101,9 @@ class Queue:
         """
         eta = float(eta)
         if eta < time.time():
-            return self.enqueue(parameters, extra=extra, task_id=task_id)
+            return self.enqueue(parameters, extra=extra, task_id=task_id, created=created)
         with self._redis.pipeline(transaction=True) as pipe:
-            task_id = self._new_task(pipe, SCHEDULED, parameters, {**(extra or {}), "eta": eta}, task_id)
+            task_id = self._new_task(pipe, SCHEDULED, parameters, {**(extra or {}), "eta": eta}, task_id, created)
             pipe.zadd(keys.scheduled(self._name), {task_id: eta})
             pipe.execute()
         return task_id

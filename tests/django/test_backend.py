@@ -288,3 +288,29 @@ def test_enqueues_at_once_by_default(blueque: Client) -> None:
     with transaction.atomic():
         result = test_tasks.noop_task.enqueue()
         assert blueque.get_task(result.id).status == "pending"
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["now", "run_after"])
+def test_the_result_enqueue_returns_is_what_get_result_reads(later: bool) -> None:
+    task = test_tasks.noop_task.using(run_after=timezone.now() + timedelta(hours=1)) if later else test_tasks.noop_task
+    result = task.enqueue(1, two=3)
+    again = test_tasks.noop_task.get_result(result.id)
+    assert (again.enqueued_at, again.status, again.args, again.kwargs) == (
+        result.enqueued_at,
+        result.status,
+        result.args,
+        result.kwargs,
+    )
+
+
+def test_enqueue_with_redis_down_raises_enqueue_error(settings: SettingsWrapper) -> None:
+    import redis
+
+    from django_blueque import EnqueueError
+
+    settings.BLUEQUE = {**settings.BLUEQUE, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    with pytest.raises(
+        EnqueueError, match=r"Could not enqueue tests\.django\.tasks\.noop_task on queue 'default'"
+    ) as info:
+        test_tasks.noop_task.enqueue()
+    assert isinstance(info.value.__cause__, redis.ConnectionError)
