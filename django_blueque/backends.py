@@ -79,7 +79,8 @@ class BluequeBackend(BaseTaskBackend):
                 else:
                     queue.enqueue(parameters, task_id=task_id, created=now)
             except redis.RedisError as exc:
-                raise EnqueueError(f"Could not enqueue {task.module_path} on queue {task.queue_name!r}: {exc}") from exc
+                message = f"Could not enqueue {task.module_path} on queue {task.queue_name!r}: {exc}"
+                raise EnqueueError(message, task_id=task_id) from exc
             update(result, enqueued_at=as_datetime(now))
             task_enqueued.send(type(self), task_result=result)
 

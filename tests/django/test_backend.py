@@ -314,3 +314,4 @@ def test_enqueue_with_redis_down_raises_enqueue_error(settings: SettingsWrapper)
     ) as info:
         test_tasks.noop_task.enqueue()
     assert isinstance(info.value.__cause__, redis.ConnectionError)
+    assert info.value.task_id  # the id it was given, for get_result() to tell once Redis is back
