@@ -53,7 +53,7 @@ class BluequeBackend(BaseTaskBackend):
     def enqueue(self, task: AnyTask, args: Any, kwargs: Any) -> AnyTaskResult:
         self.validate_task(task)
         task_id = new_task_id()
-        parameters = payload.encode(task, args, kwargs, self.alias)
+        parameters = payload.encode(task, args, kwargs, self.alias, max_bytes=get_settings().max_parameters)
         result: AnyTaskResult = TaskResult(
             task=task,
             id=task_id,

@@ -54,11 +54,15 @@ KNOWN_KEYS = frozenset(
         "FAILED_RESULT_TTL",
         "LOST_REDIS",
         "MAX_RELEASES",
+        "MAX_PARAMETERS",
     }
 )
 #: What a worker that cannot reach Redis does with its running tasks (see docs/worker.md).
 LOST_REDIS_CHOICES = ("continue", "stop")
 DEFAULT_RESULT_TTL = 24 * 3600.0
+#: Largest ``parameters`` of a Django task, in bytes of JSON: larger data belongs elsewhere
+#: (a file, a row), with its reference in the task.
+DEFAULT_MAX_PARAMETERS = 1024 * 1024
 DEFAULT_FAILED_RESULT_TTL = 7 * 24 * 3600.0
 QUEUE_KEYS = frozenset({"CONCURRENCY", "HANDLER"})
 URL_SCHEMES = ("redis", "rediss", "unix")
@@ -95,6 +99,8 @@ class BluequeSettings:
     #: Seconds a reported complete (failed) task stays readable before deletion.
     result_ttl: float = DEFAULT_RESULT_TTL
     failed_result_ttl: float = DEFAULT_FAILED_RESULT_TTL
+    #: Largest parameters a Django task may be enqueued with, in bytes.
+    max_parameters: int = DEFAULT_MAX_PARAMETERS
 
 
 @dataclass(frozen=True)
@@ -281,6 +287,15 @@ def _liveness_problems(raw: dict[str, Any]) -> list[Problem]:
                 "'continue' lets a worker cut off from Redis finish its tasks; 'stop' stops them (see docs/worker.md).",
             )
         )
+    max_parameters = raw.get("MAX_PARAMETERS", DEFAULT_MAX_PARAMETERS)
+    if not isinstance(max_parameters, int) or isinstance(max_parameters, bool) or max_parameters < 1:
+        found.append(
+            Problem(
+                "django_blueque.E019",
+                f"BLUEQUE['MAX_PARAMETERS'] must be a whole number of bytes >= 1, not {max_parameters!r}.",
+                "The largest arguments (as JSON) a Django task may be enqueued with.",
+            )
+        )
     recoveries = raw.get("MAX_RECOVERIES", DEFAULT_MAX_RECOVERIES)
     if not isinstance(recoveries, int) or isinstance(recoveries, bool) or recoveries < 0:
         found.append(
@@ -319,6 +334,7 @@ def get_settings() -> BluequeSettings:
         lost_redis=raw.get("LOST_REDIS", "continue"),
         result_ttl=float(raw.get("RESULT_TTL", DEFAULT_RESULT_TTL)),
         failed_result_ttl=float(raw.get("FAILED_RESULT_TTL", DEFAULT_FAILED_RESULT_TTL)),
+        max_parameters=int(raw.get("MAX_PARAMETERS", DEFAULT_MAX_PARAMETERS)),
     )
 
 

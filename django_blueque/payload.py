@@ -14,6 +14,7 @@ a ``Task`` object (made by ``@task``), never any other callable.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -41,18 +42,47 @@ class Payload:
     run_after: datetime | None
 
 
-def encode(task: AnyTask, args: Any, kwargs: Any, backend: str) -> str:
-    """The ``parameters`` string for a Django task; TypeError for arguments JSON cannot hold."""
-    return json.dumps(
+def encode(task: AnyTask, args: Any, kwargs: Any, backend: str, max_bytes: int | None = None) -> str:
+    """The ``parameters`` string for a Django task.
+
+    ``TypeError`` for arguments JSON cannot hold; ``ValueError`` for a float
+    that is not finite (``NaN`` and ``Infinity`` are not JSON: other clients
+    could not read them), naming the argument, and for parameters over
+    ``max_bytes``.
+    """
+    args, kwargs = normalize_json(list(args)), normalize_json(dict(kwargs))
+    for where, value in _floats(args, "args") + _floats(kwargs, "kwargs"):
+        if not math.isfinite(value):
+            raise ValueError(f"Task argument {where} is {value}, which JSON cannot hold: pass a finite number")
+    text = json.dumps(
         {
             MARKER: task.module_path,
-            "args": normalize_json(list(args)),
-            "kwargs": normalize_json(dict(kwargs)),
+            "args": args,
+            "kwargs": kwargs,
             "backend": backend,
             "run_after": task.run_after.isoformat() if task.run_after else None,
         },
         separators=(",", ":"),
+        allow_nan=False,
     )
+    size = len(text.encode())
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(
+            f"The arguments of {task.module_path} are {size:,} bytes as JSON, over BLUEQUE['MAX_PARAMETERS'] "
+            f"({max_bytes:,}): store large data elsewhere (a file, a database row) and pass its reference"
+        )
+    return text
+
+
+def _floats(value: Any, where: str) -> list[tuple[str, float]]:
+    """Every float inside a JSON value, with where it is (``kwargs['ratio']``, ``args[0][2]``)."""
+    if isinstance(value, float):
+        return [(where, value)]
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _floats(item, f"{where}[{i}]")]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _floats(item, f"{where}[{key!r}]")]
+    return []
 
 
 def decode(parameters: str | None) -> Payload:

@@ -5,6 +5,7 @@ tests/tasks/test_immediate_backend.py, with the worker step made explicit."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -315,3 +316,27 @@ def test_enqueue_with_redis_down_raises_enqueue_error(settings: SettingsWrapper)
         test_tasks.noop_task.enqueue()
     assert isinstance(info.value.__cause__, redis.ConnectionError)
     assert info.value.task_id  # the id it was given, for get_result() to tell once Redis is back
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "where"),
+    [
+        ([float("nan")], {}, "args[0] is nan"),
+        ([], {"ratio": [1.0, float("inf")]}, "kwargs['ratio'][1] is inf"),
+        ([{"deep": {"x": -float("inf")}}], {}, "args[0]['deep']['x'] is -inf"),
+    ],
+)
+def test_arguments_that_json_cannot_hold_are_refused_by_name(
+    args: list[Any], kwargs: dict[str, Any], where: str, blueque: Client
+) -> None:
+    with pytest.raises(ValueError, match=rf"Task argument {re.escape(where)}, which JSON cannot hold"):
+        test_tasks.noop_task.enqueue(*args, **kwargs)
+    assert blueque.queue_stats(["default"])["default"].pending == 0
+
+
+def test_parameters_over_the_limit_are_refused(settings: SettingsWrapper, blueque: Client) -> None:
+    settings.BLUEQUE = {**settings.BLUEQUE, "MAX_PARAMETERS": 300}
+    test_tasks.noop_task.enqueue("x" * 100)
+    with pytest.raises(ValueError, match=r"are [0-9,]+ bytes as JSON, over BLUEQUE\['MAX_PARAMETERS'\] \(300\)"):
+        test_tasks.noop_task.enqueue("x" * 300)
+    assert blueque.queue_stats(["default"])["default"].pending == 1

@@ -47,6 +47,8 @@ def ids(settings: SettingsWrapper, blueque: Any, tasks: dict[str, Any] | None = 
         ({"REDIS_URL": REDIS, "QUEUES": {"tab\tbed": {}}}, "E007"),
         ({"REDIS_URL": REDIS, "MAX_RELEASES": 0}, "E016"),
         ({"REDIS_URL": REDIS, "LOST_REDIS": "pause"}, "E017"),
+        ({"REDIS_URL": REDIS, "MAX_PARAMETERS": 0}, "E019"),
+        ({"REDIS_URL": REDIS, "MAX_PARAMETERS": "1MB"}, "E019"),
         ({"REDIS_URL": REDIS, "MAX_RECOVERIES": -1}, "E013"),
         ({"REDIS_URL": REDIS, "MAX_RECOVERIES": 1.5}, "E013"),
         ({"REDIS_URL": REDIS, "RESULT_TTL": -1}, "E015"),
