@@ -18,6 +18,7 @@ from .task import Task
 
 if TYPE_CHECKING:
     from .client import Client
+    from .processor import Processor
 
 logger = logging.getLogger(__name__)
 
@@ -166,14 +167,27 @@ class TaskHeartbeat:
             self._watchdog.stop()
 
 
+def _record_failure(processor: Processor, task: Task, exc: BaseException) -> bool:
+    message = error_string(exc)
+    exception, trace = class_path(exc), "".join(traceback.format_exception(exc))
+    logger.info("Task %s failed: %s", task.id, message)
+    with_retries(
+        lambda: processor.fail(message, exception=exception, traceback=trace),
+        f"recording task {task.id}'s failure",
+    )
+    return False
+
+
 def perform(client: Client, task: Task, callback: TaskCallback, *, heartbeat: Heartbeat | None = None) -> bool:
     """Run a reserved task here and record the outcome; True if it completed.
 
     Any exception from ``callback`` fails the task, with its message, class
-    and traceback; only ``KeyboardInterrupt`` propagates, leaving the task
-    started for recovery to find. With ``heartbeat`` a thread beats for the
-    task while it runs, and ends this process if the task is taken over (see
-    :class:`Heartbeat`): for a worker's task processes only. Raises
+    and traceback, ``SystemExit`` included. With ``heartbeat`` a thread beats
+    for the task while it runs, and ends this process if the task is taken
+    over (see :class:`Heartbeat`): for a worker's task processes only, which
+    ignore SIGINT, so a ``KeyboardInterrupt`` there is the task's own and
+    fails it too. Without, a ``KeyboardInterrupt`` (Ctrl-C at an inline run)
+    propagates, leaving the task started for recovery to find. Raises
     ``TaskNotOwned`` (and runs nothing)
     if the task was handed to another listener meanwhile. The start and the
     outcome are retried while Redis is unreachable, so an outcome produced
@@ -186,8 +200,10 @@ def perform(client: Client, task: Task, callback: TaskCallback, *, heartbeat: He
     try:
         try:
             result = result_string(callback(task))
-        except KeyboardInterrupt:
-            raise
+        except KeyboardInterrupt as interrupt:
+            if heartbeat is None:
+                raise
+            return _record_failure(processor, task, interrupt)
         except Retry as retry:
             cause = retry.__cause__ or retry
             message = error_string(cause)
@@ -200,14 +216,7 @@ def perform(client: Client, task: Task, callback: TaskCallback, *, heartbeat: He
             )
             return False
         except BaseException as exc:
-            message = error_string(exc)
-            exception, trace = class_path(exc), "".join(traceback.format_exception(exc))
-            logger.info("Task %s failed: %s", task.id, message)
-            with_retries(
-                lambda: processor.fail(message, exception=exception, traceback=trace),
-                f"recording task {task.id}'s failure",
-            )
-            return False
+            return _record_failure(processor, task, exc)
     finally:
         if beating is not None:
             beating.stop()

@@ -52,3 +52,16 @@ def retry_after(context: TaskContext, delay: str) -> None:
     """Asks to run again after ``float(delay)`` seconds ("inf", "nan", "-1": delays JSON cannot carry as numbers)."""
     _journal(context, "start")
     raise Retry(float(delay))
+
+
+@task(takes_context=True)
+def interrupt(context: TaskContext) -> None:
+    """Raises KeyboardInterrupt itself (what some libraries do on their own signals)."""
+    _journal(context, "start")
+    raise KeyboardInterrupt("the task's own")
+
+
+@task(takes_context=True)
+def exit_now(context: TaskContext) -> None:
+    _journal(context, "start")
+    raise SystemExit(3)

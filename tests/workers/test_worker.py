@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django_blueque.compat import TaskResultStatus
 from django_blueque.protocol import Client
 from tests.workers import tasks
-from tests.workers.conftest import Spawn, wait_for
+from tests.workers.conftest import Spawn, events, wait_for
 
 
 @pytest.mark.parametrize("mode", ["fork", "prefork"])
@@ -69,3 +69,18 @@ def test_max_tasks(blueque: Client, spawn_worker: Spawn) -> None:
     results = [tasks.noop.enqueue() for _ in range(3)]
     assert spawn_worker("default", "--max-tasks", "2", "--concurrency", "1").wait(60) == 0
     assert [blueque.get_task(r.id).status for r in results] == ["complete", "complete", "pending"]
+
+
+@pytest.mark.parametrize("mode", ["fork", "prefork"])
+@pytest.mark.parametrize(("name", "exception"), [("interrupt", "KeyboardInterrupt"), ("exit_now", "SystemExit")])
+def test_a_task_raising_keyboardinterrupt_or_systemexit_fails_once(
+    blueque: Client, spawn_worker: Spawn, mode: str, name: str, exception: str
+) -> None:
+    result = getattr(tasks, name).enqueue()
+    assert spawn_worker("--burst", "--mode", mode).wait(60) == 0
+    task = blueque.get_task(result.id)
+    assert (task.status, task.exception, task.fields.get("attempt")) == ("failed", f"builtins.{exception}", "1")
+    assert "recoveries" not in task.fields and "releases" not in task.fields
+    assert f"raise {exception}" in (task.traceback or "")
+    assert [event for event, _, _ in events(blueque, result.id)] == ["start"]
+    assert getattr(tasks, name).get_result(result.id).status == TaskResultStatus.FAILED
