@@ -86,7 +86,7 @@ def current_attempt(task: Task) -> int:
 def run_django_task(task: Task) -> str:
     """Call the Django task a Blueque task names; its JSON return value is the result."""
     data = payload.decode(task.parameters)
-    result = to_task_result(task)
+    result = to_task_result(task, to_run=True)
     backend = task_backends[data.backend]
     now = timezone.now()
     # ``task`` is the snapshot taken before it started: fill in the run.

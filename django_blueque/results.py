@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from . import payload
-from .compat import InvalidTaskError, TaskError, TaskResult, TaskResultStatus
+from .compat import DEFAULT_TASK_QUEUE_NAME, InvalidTaskError, TaskError, TaskResult, TaskResultStatus
+from .compat import Task as DjangoTask
 from .protocol import COMPLETE, FAILED, STARTED, Task
 
 if TYPE_CHECKING:
@@ -44,6 +46,28 @@ def django_task_for(blueque_task: Task, data: payload.Payload) -> AnyTask:
         return django_task
 
 
+def stand_in(task_path: str, backend: str, queue: str | None) -> AnyTask:
+    """A ``Task`` object for a path that names no task any more, so that its result stays readable.
+
+    It has the name and module path of the task that was enqueued; calling
+    it raises ``ImportError``, as a worker running it would.
+    """
+    module, _, name = task_path.rpartition(".")
+
+    def missing(*args: Any, **kwargs: Any) -> None:
+        raise ImportError(f"The task {task_path!r} no longer exists")
+
+    missing.__module__ = module
+    missing.__name__ = missing.__qualname__ = name or task_path
+    # The backend, or its queue, may be gone too: the task is described as well as the settings allow.
+    for options in ({"backend": backend, "queue_name": queue or DEFAULT_TASK_QUEUE_NAME}, {"backend": backend}, {}):
+        try:
+            return DjangoTask(func=missing, **options)  # type: ignore[arg-type]
+        except (InvalidTaskError, KeyError, ImproperlyConfigured, LookupError):
+            continue
+    raise payload.NotADjangoTask(f"Cannot describe the task {task_path!r}: no backend is configured")
+
+
 def earlier_errors(blueque_task: Task) -> list[dict[str, Any]]:
     """The errors of the attempts before this one that were retried (the ``errors`` field)."""
     try:
@@ -53,8 +77,12 @@ def earlier_errors(blueque_task: Task) -> list[dict[str, Any]]:
     return [entry for entry in found if isinstance(entry, dict)] if isinstance(found, list) else []
 
 
-def to_task_result(blueque_task: Task, backend_alias: str | None = None) -> AnyTaskResult:
-    """A ``TaskResult`` describing ``blueque_task``; ``NotADjangoTask`` if it is not one."""
+def to_task_result(blueque_task: Task, backend_alias: str | None = None, *, to_run: bool = False) -> AnyTaskResult:
+    """A ``TaskResult`` describing ``blueque_task``; ``NotADjangoTask`` if it is not one.
+
+    A task whose function is gone is described by a :func:`stand_in`, unless
+    the result is ``to_run``: then ``NotADjangoTask`` says why it cannot run.
+    """
     data = payload.decode(blueque_task.parameters)
     status = STATUS_MAP.get(blueque_task.status or "", TaskResultStatus.READY)
     started_at = as_datetime(blueque_task.started_at)
@@ -73,8 +101,14 @@ def to_task_result(blueque_task: Task, backend_alias: str | None = None) -> AnyT
                 traceback=blueque_task.traceback or blueque_task.error or "",
             )
         )
+    try:
+        django_task = django_task_for(blueque_task, data)
+    except payload.NotADjangoTask:
+        if to_run:
+            raise
+        django_task = stand_in(data.task_path, data.backend, blueque_task.queue)
     result: AnyTaskResult = TaskResult(
-        task=django_task_for(blueque_task, data),
+        task=django_task,
         id=blueque_task.id,
         status=status,
         enqueued_at=as_datetime(blueque_task.created),

@@ -340,3 +340,31 @@ def test_parameters_over_the_limit_are_refused(settings: SettingsWrapper, bluequ
     with pytest.raises(ValueError, match=r"are [0-9,]+ bytes as JSON, over BLUEQUE\['MAX_PARAMETERS'\] \(300\)"):
         test_tasks.noop_task.enqueue("x" * 300)
     assert blueque.queue_stats(["default"])["default"].pending == 1
+
+
+def test_a_failed_task_whose_function_is_gone_is_still_readable(blueque: Client) -> None:
+    parameters = json.dumps({"django_task": "tests.django.tasks.renamed_since", "args": [1], "kwargs": {}})
+    task_id = blueque.get_queue("default").enqueue(parameters)
+    listener = blueque.get_listener("default")
+    taken = listener.listen(timeout=1)
+    assert taken is not None and taken.id == task_id
+    processor = blueque.get_processor(taken)
+    processor.start()
+    processor.fail("Cannot import the task", exception="builtins.ImportError", traceback="Traceback ...")
+    result = task_backends["default"].get_result(task_id)
+    assert (result.status, result.task.name, result.task.module_path) == (
+        TaskResultStatus.FAILED,
+        "renamed_since",
+        "tests.django.tasks.renamed_since",
+    )
+    assert result.args == [1] and result.errors[-1].exception_class_path == "builtins.ImportError"
+    with pytest.raises(ImportError, match="no longer exists"):
+        result.task.func()
+
+
+def test_any_id_is_read_through_the_backend_not_another_task(blueque: Client) -> None:
+    result = test_tasks.noop_task.enqueue()
+    assert task_backends["default"].get_result(result.id).task.func == test_tasks.noop_task.func
+    # Django's TaskResultMismatch, by design: a Task reads only its own results.
+    with pytest.raises(Exception, match="does not match"):
+        test_tasks.calculate_meaning_of_life.get_result(result.id)
