@@ -22,7 +22,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import redis
+from django.apps import apps
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from . import payload
@@ -44,11 +46,31 @@ class BluequeBackend(BaseTaskBackend):
     supports_priority = False
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        # Without QUEUES of its own the backend takes those of BLUEQUE["QUEUES"] that have no
+        # HANDLER (read when asked, so a change of settings shows), rather than Django's
+        # "default" alone, or any name at all when QUEUES is empty: a task must not go to a
+        # queue no worker serves.
+        self._own_queues: set[str] | None = set(params["QUEUES"]) if params.get("QUEUES") else None
         super().__init__(alias, params)
         #: Push tasks enqueued inside ``transaction.atomic()`` only on commit.
         self.enqueue_on_commit = bool(self.options.get("ENQUEUE_ON_COMMIT", False))
         #: The database whose transactions ``ENQUEUE_ON_COMMIT`` follows.
         self.database = str(self.options.get("DATABASE", "default"))
+
+    @property
+    def queues(self) -> set[str]:
+        if self._own_queues is not None:
+            return self._own_queues
+        try:
+            # Queues with a HANDLER run raw Blueque tasks, not Django ones.
+            return {name for name, queue in get_settings().queues.items() if queue.handler is None}
+        except ImproperlyConfigured:
+            return set()  # the settings' own checks say what is wrong
+
+    @queues.setter
+    def queues(self, value: set[str]) -> None:
+        # BaseTaskBackend.__init__ sets it from QUEUES (or Django's default); ours decides.
+        pass
 
     def enqueue(self, task: AnyTask, args: Any, kwargs: Any) -> AnyTaskResult:
         self.validate_task(task)
@@ -102,6 +124,13 @@ class BluequeBackend(BaseTaskBackend):
 
     def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
         yield from super().check(**kwargs)
+        if not apps.is_installed("django_blueque"):
+            yield checks.Error(
+                f"Backend {self.alias!r} is a BluequeBackend, but 'django_blueque' is not in INSTALLED_APPS.",
+                hint="Add 'django_blueque' to INSTALLED_APPS: it brings the worker commands and the settings checks.",
+                id="django_blueque.E020",
+            )
+            return
         if problems():
             return  # the BLUEQUE setting itself is wrong: its own checks say how
         configured = get_settings().queues

@@ -368,3 +368,19 @@ def test_any_id_is_read_through_the_backend_not_another_task(blueque: Client) ->
     # Django's TaskResultMismatch, by design: a Task reads only its own results.
     with pytest.raises(Exception, match="does not match"):
         test_tasks.calculate_meaning_of_life.get_result(result.id)
+
+
+@pytest.mark.parametrize("queues", [None, []], ids=["absent", "empty"])
+def test_a_backend_without_queues_of_its_own_takes_the_blueque_queues(
+    settings: SettingsWrapper, queues: list[str] | None
+) -> None:
+    backend_settings: dict[str, Any] = {"BACKEND": "django_blueque.backends.BluequeBackend"}
+    if queues is not None:
+        backend_settings["QUEUES"] = queues
+    settings.TASKS = {"default": backend_settings}
+    backend = task_backends["default"]
+    assert backend.queues == {"default", "other"}  # not "raw": its HANDLER runs raw tasks
+    with pytest.raises(InvalidTaskError):
+        test_tasks.noop_task.using(queue_name="nobody-serves-it")
+    settings.BLUEQUE = {**settings.BLUEQUE, "QUEUES": {"default": {}, "reports": {}}}
+    assert task_backends["default"].queues == {"default", "reports"}

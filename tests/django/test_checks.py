@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import django
 import pytest
 from django.core.checks import run_checks
 from django.core.management import call_command
@@ -128,31 +133,35 @@ def test_the_default_redis_in_use_is_said(settings: SettingsWrapper, blueque: An
     assert ("one queue, 'default'" in messages[0].msg) == (not blueque)
 
 
-def test_a_backend_without_the_tasks_backport_installed_is_an_error(tmp_path: Any) -> None:
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import django
-
-    if django.VERSION >= (6, 0):
-        pytest.skip("Django 6 has the Tasks API itself: no backport to install")
+def _check_without(tmp_path: Any, app: str) -> subprocess.CompletedProcess[str]:
+    """``manage.py check`` with the demo's settings, less ``app`` in INSTALLED_APPS."""
     root = Path(__file__).resolve().parents[2]
-    (tmp_path / "without_backport.py").write_text(
+    (tmp_path / "without_app.py").write_text(
         "from testproject.settings import *  # noqa: F403\n"
-        "INSTALLED_APPS = [app for app in INSTALLED_APPS if app != 'django_tasks']  # noqa: F405\n"
+        f"INSTALLED_APPS = [app for app in INSTALLED_APPS if app != {app!r}]  # noqa: F405\n"
     )
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(root / "testproject" / "manage.py"), "check"],
         env={
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)]),
-            "DJANGO_SETTINGS_MODULE": "without_backport",
+            "DJANGO_SETTINGS_MODULE": "without_app",
         },
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_a_backend_without_the_tasks_backport_installed_is_an_error(tmp_path: Any) -> None:
+    if django.VERSION >= (6, 0):
+        pytest.skip("Django 6 has the Tasks API itself: no backport to install")
+    done = _check_without(tmp_path, "django_tasks")
     assert done.returncode == 1
     assert "django_blueque.E018" in done.stderr and "'django_tasks' is not in INSTALLED_APPS" in done.stderr
+
+
+def test_a_backend_without_the_app_installed_is_an_error(tmp_path: Any) -> None:
+    done = _check_without(tmp_path, "django_blueque")
+    assert done.returncode == 1
+    assert "django_blueque.E020" in done.stderr and "'django_blueque' is not in INSTALLED_APPS" in done.stderr
