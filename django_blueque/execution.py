@@ -22,7 +22,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import payload, progress
+from . import payload, progress, tasklog
 from .compat import TaskContext, TaskError, TaskResultStatus, normalize_json, task_backends, task_finished, task_started
 from .conf import get_settings
 from .protocol import Task
@@ -53,7 +53,7 @@ def run_task(task: Task, *, manage_connections: bool = True) -> str | None:
     if manage_connections:
         close_old_connections()
     try:
-        with progress.running(task.id):
+        with progress.running(task.id), tasklog.logged(task, current_attempt(task), queue.handler if queue else None):
             if queue is not None and queue.handler is not None:
                 handler = _handler(queue.handler)
                 try:

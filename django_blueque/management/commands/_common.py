@@ -83,11 +83,44 @@ def known_queues(options: dict[str, Any]) -> list[str] | None:
     return list(get_settings().queues)
 
 
-def configure_logging(verbosity: int) -> None:
-    """Send django_blueque's log to stderr at the level --verbosity asks, unless LOGGING already does."""
-    logger = logging.getLogger("django_blueque")
-    logger.setLevel(LOG_LEVELS.get(verbosity, logging.DEBUG))
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
+#: The loggers of Django's Tasks framework (Django 6, the backport): their RUNNING, SUCCESSFUL and
+#: FAILED lines, from the signals a worker sends, belong in a worker's output too.
+TASKS_LOGGERS = ("django.tasks", "django_tasks")
+LOG_FORMATS = ("text", "json")
+
+
+def add_log_format(parser: CommandParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text: a line per record; json: one JSON object per record, a task line's fields as keys (default: text).",
+    )
+
+
+def configure_logging(verbosity: int, log_format: str = "text") -> None:
+    """Send django_blueque's log, and the Tasks framework's, to stderr at the level --verbosity asks.
+
+    Loggers that LOGGING already gives a handler keep it; with ``json`` every
+    handler of these loggers writes JSON.
+    """
+    from django_blueque.tasklog import JsonFormatter
+
+    level = LOG_LEVELS.get(verbosity, logging.DEBUG)
+    formatter = (
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    )
+    for name in ("django_blueque", *TASKS_LOGGERS):
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        if not logger.handlers and not logging.getLogger().handlers:
+            logger.addHandler(logging.StreamHandler())
+            if name != "django_blueque":
+                logger.propagate = False
+            for handler in logger.handlers:
+                handler.setFormatter(formatter)
+        elif log_format == "json":
+            for handler in logger.handlers:
+                handler.setFormatter(formatter)

@@ -26,7 +26,15 @@ from django.db import connections
 from django_blueque.protocol.processes import describe_status
 from django_blueque.protocol.supervision import run_child
 
-from ._common import ALLOW_UNKNOWN, add_allow_unknown, configure_logging, known_queues, positive, queue_names
+from ._common import (
+    ALLOW_UNKNOWN,
+    add_allow_unknown,
+    add_log_format,
+    configure_logging,
+    known_queues,
+    positive,
+    queue_names,
+)
 
 logger = logging.getLogger("django_blueque")
 
@@ -42,6 +50,7 @@ class Command(BaseCommand):
             help="Queues for the worker, highest priority first (default: those of BLUEQUE['QUEUES']).",
         )
         add_allow_unknown(parser)
+        add_log_format(parser)
         parser.add_argument(
             "--concurrency", type=positive(int), help="The worker's slots (default: the queues' CONCURRENCY summed)."
         )
@@ -55,7 +64,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        configure_logging(options["verbosity"])
+        configure_logging(options["verbosity"], options["log_format"])
         worker = [
             "blueque_worker",
             *queue_names(options["queues"], known=known_queues(options)),
@@ -69,6 +78,8 @@ class Command(BaseCommand):
         if options["grace"]:
             worker += ["--grace", str(options["grace"])]
         verbosity = ["--verbosity", str(options["verbosity"])]
+        if options["log_format"] != "text":
+            worker += ["--log-format", options["log_format"]]
         self.roles = {
             "worker": [*worker, *verbosity],
             "scheduler": ["blueque_scheduler", *verbosity],

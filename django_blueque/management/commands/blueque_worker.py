@@ -14,7 +14,7 @@ from django_blueque.execution import prepare, run_task
 from django_blueque.protocol.forking_runner import ForkingRunner
 from django_blueque.protocol.prefork_runner import PreforkRunner
 
-from ._common import add_allow_unknown, configure_logging, known_queues, positive, queue_names
+from ._common import add_allow_unknown, add_log_format, configure_logging, known_queues, positive, queue_names
 
 
 class Command(BaseCommand):
@@ -41,6 +41,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--burst", action="store_true", help="Run what is pending, then exit.")
         add_allow_unknown(parser)
+        add_log_format(parser)
         parser.add_argument("--max-tasks", type=positive(int), help="Exit after this many tasks (default: never).")
         parser.add_argument(
             "--grace",
@@ -62,7 +63,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        configure_logging(options["verbosity"])
+        configure_logging(options["verbosity"], options["log_format"])
         config = get_settings()
         queues = queue_names(options["queues"], known=known_queues(options)) or list(config.queues)
         limits = {name: config.queues[name].concurrency for name in queues if name in config.queues}
