@@ -9,7 +9,7 @@ DJANGO6 := .venv-django6
 # A Python >= 3.12 for the Django 6.x leg of `make test`; empty when none is found.
 PYTHON312 ?= $(shell ./.ci/find-python312)
 
-.PHONY: demo test lint typecheck pytest test-django6 clean
+.PHONY: demo test lint typecheck pytest test-django6 screenshots clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -53,6 +53,10 @@ else
 endif
 
 test: lint typecheck pytest test-django6
+
+# Renew docs/images/ (the admin's screenshots in docs/admin.md) from the browser test.
+screenshots: $(BIN)/.installed
+	BLUEQUE_SCREENSHOTS=docs/images $(BIN)/python -m pytest tests/browser
 
 clean:
 	rm -rf $(VENV) $(BLUEQUE101) $(DJANGO6) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

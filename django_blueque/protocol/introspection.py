@@ -245,8 +245,9 @@ def beaters(redis: Redis, queues: Iterable[str]) -> Fleet:
     scores = dict(zip(everyone, beats, strict=True))
     lists = iter(held)
 
-    def beater(member: str, served: list[str]) -> Beater:
-        parsed = keys.parse_listener_id(member)
+    def beater(member: str, served: list[str], role: str = "") -> Beater:
+        # A monitor's or scheduler's id is "<role>_<node>_<pid>": its host is in the node.
+        parsed = keys.parse_listener_id(member.removeprefix(role))
         score = scores.get(member)
         tasks = tuple(task_id for _ in served for task_id in reversed(strings(next(lists))))
         return Beater(
@@ -260,4 +261,8 @@ def beaters(redis: Redis, queues: Iterable[str]) -> Fleet:
         )
 
     listeners = [beater(member, served) for member, served in queues_of.items()]
-    return Fleet(listeners, [beater(member, []) for member in monitors], [beater(member, []) for member in schedulers])
+    return Fleet(
+        listeners,
+        [beater(member, [], "monitor_") for member in monitors],
+        [beater(member, [], "scheduler_") for member in schedulers],
+    )
