@@ -12,6 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import django
 
+if django.VERSION < (6, 0):
+    try:
+        import django_tasks  # noqa: F401
+    except ImportError as exc:  # installed with Python 3.12+ and Django 5.2: see setup.cfg
+        raise ImportError(
+            "On Django 5.2, django-blueque needs the Tasks API backport: pip install 'django-blueque[django52]' "
+            "(or pip install django-tasks)"
+        ) from exc
+
 if TYPE_CHECKING or django.VERSION < (6, 0):
     from django_tasks import DEFAULT_TASK_QUEUE_NAME, TaskContext, TaskResult, TaskResultStatus, task, task_backends
     from django_tasks.backends.base import BaseTaskBackend
