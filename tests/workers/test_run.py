@@ -60,3 +60,25 @@ def test_the_monitor_stops_after_the_worker_so_the_last_tasks_are_signalled(
     assert blueque.get_task(task_id).status == "complete"
     entries = [e.decode() if isinstance(e, bytes) else e for e in blueque.redis.lrange(JOURNAL, 0, -1)]
     assert entries == [f"completed default {task_id}"]
+
+
+def test_the_monitor_does_not_outlive_a_killed_blueque_run(blueque: Client, spawn_worker: Spawn) -> None:
+    run = spawn_worker(command="blueque_run")
+    wait_for(lambda: len(children_of(run.pid)) == 3, 20, "three children")
+    # The monitor is the child in a process group of its own.
+    (monitor,) = [pid for pid in children_of(run.pid) if os.getpgid(pid) != run.pid]
+    os.killpg(run.pid, signal.SIGKILL)  # the parent and its group: not the monitor
+    run.wait(10)
+
+    def gone() -> bool:
+        try:
+            os.kill(monitor, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie until init reaps it counts as gone.
+        try:
+            return Path(f"/proc/{monitor}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    wait_for(gone, 20, "the monitor to stop with its parent")

@@ -12,6 +12,8 @@ when all have stopped.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -36,7 +38,23 @@ from ._common import (
     queue_names,
 )
 
+#: prctl(2) option: the signal sent to this process when its parent dies.
+PR_SET_PDEATHSIG = 1
+
 logger = logging.getLogger("django_blueque")
+
+
+def stop_with_parent() -> None:
+    """Have the kernel send SIGTERM to this process when its parent dies (Linux).
+
+    The monitor runs in a process group of its own, so a kill of blueque_run's
+    group (kill -9 of the whole tree) would otherwise leave it running alone.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        logger.debug("Cannot ask to be stopped with the parent on this system")
 
 
 class Command(BaseCommand):
@@ -122,6 +140,7 @@ class Command(BaseCommand):
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             if role == "monitor":
                 os.setpgid(0, 0)  # out of the terminal's Ctrl-C: stopped after the worker
+                stop_with_parent()
 
             def body() -> int:
                 call_command(*self.roles[role])
