@@ -1,5 +1,6 @@
 """Django tasks used by the backend tests (after Django's own tests/tasks/tasks.py)."""
 
+import time
 from typing import Any
 
 from django_blueque.compat import TaskContext, task
@@ -90,3 +91,32 @@ def retry_raw(blueque_task: Any) -> str:
     if blueque_task.fields.get("attempt") is None:
         raise Retry(0) from ConnectionError("feed unreachable")
     return "second time lucky"
+
+
+# Tasks for tests/django/test_peer_backends.py (after django-tasks-rq's and django-tasks-db's tests/tasks.py).
+
+
+@task
+def failing_task_keyboard_interrupt() -> None:
+    raise KeyboardInterrupt("This Task failed due to KeyboardInterrupt")
+
+
+@task
+def exit_task() -> None:
+    exit(1)
+
+
+@task
+def complex_return_value_lambda() -> object:
+    return lambda: True  # neither JSON nor picklable: the task fails with TypeError
+
+
+@task
+def sleep_for(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@task(takes_context=True)
+def check_context(context: TaskContext, attempt: int) -> None:
+    assert isinstance(context, TaskContext)
+    assert context.attempt == attempt

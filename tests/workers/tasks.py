@@ -65,3 +65,44 @@ def interrupt(context: TaskContext) -> None:
 def exit_now(context: TaskContext) -> None:
     _journal(context, "start")
     raise SystemExit(3)
+
+
+# For tests/workers/test_peer_backends.py (after django-tasks-rq's and django-tasks-db's tests/tasks.py).
+
+
+@task
+def calculate_meaning_of_life() -> int:
+    return 42
+
+
+@task
+def failing_task_value_error() -> None:
+    raise ValueError("This Task failed due to ValueError")
+
+
+@task
+def failing_task_system_exit() -> None:
+    raise SystemExit("This Task failed due to SystemExit")
+
+
+@task
+def failing_task_keyboard_interrupt() -> None:
+    raise KeyboardInterrupt("This Task failed due to KeyboardInterrupt")
+
+
+@task
+def hang() -> None:
+    """Does nothing for 5 minutes."""
+    time.sleep(300)
+
+
+@task(takes_context=True)
+def get_task_id(context: TaskContext) -> str:
+    return str(context.task_result.id)
+
+
+@task(takes_context=True)
+def check_context(context: TaskContext, attempt: int) -> dict[str, object]:
+    assert isinstance(context, TaskContext)
+    assert context.attempt == attempt
+    return {"attempt": context.attempt, "worker_ids": context.task_result.worker_ids}
