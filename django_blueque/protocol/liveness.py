@@ -112,6 +112,20 @@ def beat(
     return float(reply[0]), reply[1:]
 
 
+def beat_listed(scripts: Scripts, registry: str, beater: str, timeout: float) -> None:
+    """Beat for a process listed in one set of its kind (a monitor or a scheduler), rejoining it if needed."""
+    beat(scripts, beater=beater, owner=beater, timeout=timeout, registries=[(registry, "")])
+
+
+def unlist(redis: Redis, registry: str, beater: str) -> None:
+    """Take a process that beats out of its set, with its heartbeat and published timeout, at once."""
+    with redis.pipeline(transaction=True) as pipe:
+        pipe.srem(registry, beater)
+        pipe.zrem(keys.heartbeats(), beater)
+        pipe.hdel(keys.listener_timeouts(), beater)
+        pipe.execute()
+
+
 class Watch:
     """What one process has seen of the others' heartbeats, timed on its own monotonic clock.
 

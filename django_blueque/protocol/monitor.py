@@ -200,13 +200,7 @@ class Monitor:
         self.beat()
 
     def beat(self) -> None:
-        liveness.beat(
-            self._client.scripts,
-            beater=self.id,
-            owner=self.id,
-            timeout=self._timeout,
-            registries=[(keys.monitors(), "")],
-        )
+        liveness.beat_listed(self._client.scripts, keys.monitors(), self.id, self._timeout)
         self._next_beat = time.monotonic() + beat_interval(self._timeout)
 
     def _beat_if_due(self) -> None:
@@ -216,11 +210,7 @@ class Monitor:
     def deregister(self) -> None:
         """Leave, once nothing is in flight (a failed report stays for others to restore)."""
         if self._client.redis.llen(keys.monitoring(self.id)) == 0:
-            with self._client.redis.pipeline(transaction=True) as pipe:
-                pipe.srem(keys.monitors(), self.id)
-                pipe.zrem(keys.heartbeats(), self.id)
-                pipe.hdel(keys.listener_timeouts(), self.id)
-                pipe.execute()
+            liveness.unlist(self._client.redis, keys.monitors(), self.id)
 
     def forget(self) -> None:
         """After a Redis error: what was seen of the other monitors no longer counts."""

@@ -182,21 +182,11 @@ class Scheduler:
 
     def beat(self) -> None:
         """Heartbeat: others (the admin) can tell this scheduler runs; nothing is judged by it."""
-        liveness.beat(
-            self._client.scripts,
-            beater=self.id,
-            owner=self.id,
-            timeout=self._timeout,
-            registries=[(keys.schedulers(), "")],
-        )
+        liveness.beat_listed(self._client.scripts, keys.schedulers(), self.id, self._timeout)
         self._next_beat = time.monotonic() + beat_interval(self._timeout)
 
     def deregister(self) -> None:
-        with self._client.redis.pipeline(transaction=True) as pipe:
-            pipe.srem(keys.schedulers(), self.id)
-            pipe.zrem(keys.heartbeats(), self.id)
-            pipe.hdel(keys.listener_timeouts(), self.id)
-            pipe.execute()
+        liveness.unlist(self._client.redis, keys.schedulers(), self.id)
 
     def _forget_dead_schedulers(self, older_than: float) -> None:
         """Unlist schedulers silent for ``older_than`` seconds (killed ones cannot unlist themselves)."""
