@@ -26,9 +26,9 @@ def get_client() -> Client:
         from redis.sentinel import Sentinel
 
         assert config.sentinel_service is not None  # checked by conf.problems()
-        # redis-py leaves Sentinel unannotated.
-        sentinel = Sentinel(list(config.sentinels), sentinel_kwargs=config.sentinel_kwargs or None)  # type: ignore[no-untyped-call]
-        master = sentinel.master_for(config.sentinel_service, redis_class=redis.Redis, **config.redis_kwargs)  # type: ignore[no-untyped-call]
+        # redis-py before 8.2 leaves Sentinel unannotated.
+        sentinel = Sentinel(list(config.sentinels), sentinel_kwargs=config.sentinel_kwargs or None)  # type: ignore[no-untyped-call, unused-ignore]
+        master = sentinel.master_for(config.sentinel_service, redis_class=redis.Redis, **config.redis_kwargs)  # type: ignore[no-untyped-call, unused-ignore]
         return Client(redis=master)
     assert config.redis_url is not None
     return Client(config.redis_url, **config.redis_kwargs)

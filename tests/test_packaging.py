@@ -27,7 +27,8 @@ def test_the_sdist_and_the_wheel_carry_what_they_must(tmp_path: Path) -> None:
         "django_blueque/templates/admin/django_blueque/queues.html",
         "django_blueque/static/django_blueque/refresh.js",
         "django_blueque/static/django_blueque/admin.css",
-        "django_blueque/protocol/lifecycle_scripts.py",
+        "django_blueque/protocol/lua/prelude.lua",
+        "django_blueque/protocol/lua/reserve.lua",
         "django_blueque/management/commands/blueque_worker.py",
     ]:
         assert path in in_wheel, path

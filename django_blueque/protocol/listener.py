@@ -220,9 +220,8 @@ class Listener:
         return False
 
     def _take_first(self, serving: tuple[str, ...]) -> tuple[str, str] | None:
-        script_keys: list[str] = []
-        for queue in serving:
-            script_keys += [keys.pending(queue), keys.reserved(queue, self._id)]
+        script_keys = [keys.pending(queue) for queue in serving]
+        script_keys += [keys.reserved(queue, self._id) for queue in serving]
         found = self._scripts.take_first(keys=script_keys)
         if not found:
             return None
@@ -231,7 +230,7 @@ class Listener:
 
     def _subscribe(self) -> PubSub:
         if self._pubsub is None:
-            pubsub = self._redis.pubsub()  # type: ignore[no-untyped-call]
+            pubsub = self._redis.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
             pubsub.subscribe(*(keys.channel(queue) for queue in self._queues))
             self._pubsub = pubsub
         return self._pubsub

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import keys, lifecycle_scripts, liveness
+from . import keys, liveness
 from .identity import unique_node
 from .liveness import DEFAULT_LISTENER_TIMEOUT, Watch, beat_interval, reconnect_backoff_cap
 from .replies import string, string_set, strings
@@ -64,97 +64,6 @@ def source(queue: str, status: str) -> str:
     return {COMPLETE: keys.complete, FAILED: keys.failed, RETRYING: keys.retrying}[status](queue)
 
 
-# Take up to ARGV[3] finished ids, oldest first, into the monitor's list.
-# KEYS: finished list (complete or failed), the monitor's list.
-# ARGV: queue, status, count. Returns the ids taken.
-TAKE = """
-local taken = {}
-for i = 1, tonumber(ARGV[3]) do
-    local task_id = redis.call('RPOP', KEYS[1])
-    if not task_id then
-        break
-    end
-    redis.call('LPUSH', KEYS[2], ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. task_id)
-    taken[#taken + 1] = task_id
-end
-return taken
-"""
-
-# Record tasks as reported, and count them in this minute's slot of the
-# per-minute ring (O(1) per batch). KEYS: the monitor's list, the reported set
-# and the per-minute hash (neither touched for 'retrying': a retried task is
-# not finished). ARGV: queue, status, now, task ids (oldest first)...
-ACK = (
-    lifecycle_scripts.LIB
-    + """
-for i = 4, #ARGV do
-    redis.call('LREM', KEYS[1], 1, ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[i])
-    if ARGV[2] ~= 'retrying' then
-        -- A microsecond apart, so the set keeps the order in which they finished.
-        redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + (i - 4) / 1000000, ARGV[i])
-    end
-end
-if ARGV[2] ~= 'retrying' and #ARGV > 3 then
-    local minute = math.floor(server_now() / 60)
-    local slot = tostring(minute % 60)
-    local held = redis.call('HGET', KEYS[3], slot)
-    local count = #ARGV - 3
-    if held then
-        local at, seen = string.match(held, '^(%d+):(%d+)$')
-        if tonumber(at) == minute then
-            count = count + tonumber(seen)
-        end
-    end
-    redis.call('HSET', KEYS[3], slot, minute .. ':' .. count)
-end
-return #ARGV - 3
-"""
-)
-
-# Put back one entry of a monitor judged dead, for another monitor to report.
-# KEYS: the dead monitor's list, the finished list the entry names, heartbeats.
-# ARGV: entry, task id, dead monitor id, the heartbeat it was judged by ('' = none).
-# Returns 1 if put back, 0 if already handled, -1 if the monitor beat since.
-RESTORE = (
-    lifecycle_scripts.LIB
-    + """
-if not same_beat(redis.call('ZSCORE', KEYS[3], ARGV[3]), ARGV[4]) then
-    return -1
-end
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
-    return 0
-end
-redis.call('RPUSH', KEYS[2], ARGV[2])
-return 1
-"""
-)
-
-# Remove a monitor judged dead from the monitor set once its list is empty,
-# unless it beat since. KEYS: monitor set, its list, heartbeats, timeouts.
-# ARGV: monitor id, the heartbeat it was judged by ('' = none). Returns 1 when removed.
-FORGET = (
-    lifecycle_scripts.LIB
-    + """
-if not same_beat(redis.call('ZSCORE', KEYS[3], ARGV[1]), ARGV[2]) or redis.call('LLEN', KEYS[2]) > 0 then
-    return 0
-end
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[4], ARGV[1])
-return redis.call('SREM', KEYS[1], ARGV[1])
-"""
-)
-
-# Delete the hashes of reported tasks whose time to live has passed.
-# KEYS: reported set, task hashes... ARGV: task ids (same order).
-EXPIRE = """
-for i = 2, #KEYS do
-    redis.call('ZREM', KEYS[1], ARGV[i - 1])
-    redis.call('DEL', KEYS[i])
-end
-return #KEYS - 1
-"""
-
-
 class Monitor:
     def __init__(
         self,
@@ -173,6 +82,7 @@ class Monitor:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
+        self._scripts = client.scripts
         self._queues = None if queues is None else list(queues)
         self._hooks = {COMPLETE: on_complete, FAILED: on_failed}
         self._on_retrying = on_retrying
@@ -181,12 +91,6 @@ class Monitor:
         self._ttl = {COMPLETE: result_ttl, FAILED: failed_result_ttl}
         self._timeout = listener_timeout
         self.id = monitor_id or keys.listener_id(f"monitor_{unique_node()}", os.getpid())
-        redis = client.redis
-        self._take = redis.register_script(TAKE)
-        self._ack = redis.register_script(ACK)
-        self._restore = redis.register_script(RESTORE)
-        self._forget = redis.register_script(FORGET)
-        self._expire = redis.register_script(EXPIRE)
         self._next_beat = self._next_sweep = self._next_watch = 0.0
         self._watch = Watch(max_gap=2.5 * beat_interval(listener_timeout), clock=clock)
         self._supervision = Supervision()
@@ -240,7 +144,9 @@ class Monitor:
 
     def _report_batch(self, queue: str, status: str) -> int:
         ids = strings(
-            self._take(keys=[source(queue, status), keys.monitoring(self.id)], args=[queue, status, self._batch])
+            self._scripts.monitor_take(
+                keys=[source(queue, status), keys.monitoring(self.id)], args=[queue, status, self._batch]
+            )
         )
         if ids:
             self._dispatch(queue, status, ids)
@@ -263,7 +169,7 @@ class Monitor:
                 # A failing hook must not stop the others, nor loop on one task.
                 logger.exception("Reporting task %s (%s) failed", task.id, status)
         reported = keys.retrying(queue) if status == RETRYING else keys.reported(queue, status)
-        self._ack(
+        self._scripts.monitor_ack(
             keys=[keys.monitoring(self.id), reported, keys.per_minute(queue, status)],
             args=[queue, status, time.time(), *ids],
         )
@@ -299,7 +205,7 @@ class Monitor:
             for entry in reversed(strings(redis.lrange(keys.monitoring(other), 0, -1))):
                 queue, status, task_id = keys.parse_monitoring_entry(entry)
                 outcome = int(
-                    self._restore(
+                    self._scripts.monitor_restore(
                         keys=[keys.monitoring(other), source(queue, status), keys.heartbeats()],
                         args=[entry, task_id, other, judged],
                     )
@@ -307,7 +213,7 @@ class Monitor:
                 if outcome < 0:
                     break
                 count += outcome
-            self._forget(
+            self._scripts.monitor_forget(
                 keys=[keys.monitors(), keys.monitoring(other), keys.heartbeats(), keys.listener_timeouts()],
                 args=[other, judged],
             )
@@ -330,7 +236,11 @@ class Monitor:
                     )
                     if not ids:
                         break
-                    deleted += int(self._expire(keys=[keys.reported(queue, status), *map(keys.task, ids)], args=ids))
+                    deleted += int(
+                        self._scripts.monitor_expire(
+                            keys=[keys.reported(queue, status), *map(keys.task, ids)], args=ids
+                        )
+                    )
         return deleted
 
     def tick(self) -> int:

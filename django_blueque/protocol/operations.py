@@ -4,7 +4,7 @@ Each operation takes task ids and returns, for each, one word: what it did
 (``retried``, ``requeued``, ``cancelled``, ``moved``, ``deleted``) or why it
 did nothing (``gone``, ``not-failed``, ``alive``, ...). Each task is handled by
 one script that acts only if the task is still where its status says (see
-operation_scripts.py), so an operation is safe while workers, schedulers and
+``lua/retry_failed.lua`` and its neighbours), so an operation is safe while workers, schedulers and
 monitors run, and doing it twice does nothing the second time.
 
 :meth:`Operations.each_in_state` feeds an operation every task of a queue in
@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import introspection, keys, operation_scripts
+from . import introspection, keys
 from .liveness import (
     DEFAULT_LISTENER_TIMEOUT,
     DEFAULT_MAX_RECOVERIES,
@@ -43,8 +43,6 @@ from .replies import optional_strings, string, string_or_none
 from .task import COMPLETE, FAILED, PENDING, RESERVED, SCHEDULED, STARTED
 
 if TYPE_CHECKING:
-    from redis.commands.core import Script
-
     from .client import Client
 
 #: Ids read and acted on per round by :meth:`Operations.each_in_state`.
@@ -114,11 +112,7 @@ class Operations:
         self._timeout = listener_timeout
         self._max_recoveries = max_recoveries
         self._max_releases = max_releases
-        register = self._redis.register_script
-        self._retry: Script = register(operation_scripts.RETRY_FAILED)
-        self._cancel: Script = register(operation_scripts.CANCEL)
-        self._delete: Script = register(operation_scripts.DELETE_FINISHED)
-        self._forget: Script = register(operation_scripts.FORGET_QUEUE)
+        self._scripts = client.scripts
 
     # -- One task at a time, for each id given.
 
@@ -128,7 +122,7 @@ class Operations:
 
         def retry_one(task_id: str, queue: str) -> str:
             return string(
-                self._retry(
+                self._scripts.retry_failed(
                     keys=[keys.task(task_id), keys.failed(queue), keys.reported(queue, FAILED), keys.pending(queue)],
                     args=[task_id, now, keys.channel(queue)],
                 )
@@ -142,7 +136,7 @@ class Operations:
 
         def cancel_one(task_id: str, queue: str) -> str:
             return string(
-                self._cancel(
+                self._scripts.cancel(
                     keys=[keys.task(task_id), keys.scheduled(queue), keys.pending(queue), keys.failed(queue)],
                     args=[task_id, now, reason],
                 )
@@ -181,7 +175,7 @@ class Operations:
                 continue
             finished = keys.complete(task.queue) if task.status == COMPLETE else keys.failed(task.queue)
             outcome.results[task_id] = string(
-                self._delete(
+                self._scripts.delete_finished(
                     keys=[keys.task(task_id), finished, keys.reported(task.queue, task.status)],
                     args=[task_id, task.status],
                 )
@@ -274,7 +268,7 @@ class Operations:
             keys.retrying(name),
             keys.listeners(name),
         ]
-        return string(self._forget(keys=[keys.queues(), *queue_keys], args=[name]))
+        return string(self._scripts.forget_queue(keys=[keys.queues(), *queue_keys], args=[name]))
 
     def run(self, action: str, task_ids: Sequence[str], *, force: bool = False) -> Outcome:
         """Run one of :data:`ACTIONS` by name on ``task_ids`` (``force`` is for requeue)."""

@@ -45,38 +45,6 @@ HEARTBEAT_MEMORY = 24 * 3600.0
 #: What to do about occurrences a scheduler missed (all schedulers were down).
 RUN_ONCE, SKIP = "once", "skip"
 
-# Claim one occurrence of a periodic task and enqueue it, once.
-# KEYS: periodic state hash, new task hash, pending list, queues set, hash of the previous run's task.
-# ARGV: name, occurrence, new task id, queue, parameters, now, channel,
-#       skip if the previous run is unfinished ('1'), record only ('1': a missed occurrence to skip).
-# A new entry (no state yet) is only recorded: it starts at its next occurrence.
-# Returns 'enqueued', 'recorded' (claimed, not run), 'skipped' (previous run unfinished) or 'done'.
-PERIODIC = """
-local last = redis.call('HGET', KEYS[1], ARGV[1])
-if last and tonumber(last) >= tonumber(ARGV[2]) then
-    return 'done'
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
--- First sight (decided here, not by the caller, so two schedulers meeting a
--- new entry on either side of an occurrence cannot both skip one).
-if not last or ARGV[9] == '1' then
-    return 'recorded'
-end
-if ARGV[8] == '1' then
-    local previous = redis.call('HGET', KEYS[5], 'status')
-    if previous and previous ~= 'complete' and previous ~= 'failed' then
-        return 'skipped'
-    end
-end
-redis.call('HSET', KEYS[2], 'status', 'pending', 'queue', ARGV[4], 'parameters', ARGV[5],
-    'created', ARGV[6], 'updated', ARGV[6], 'periodic', ARGV[1], 'occurrence', ARGV[2])
-redis.call('ZINCRBY', KEYS[4], 0, ARGV[4])
-redis.call('LPUSH', KEYS[3], ARGV[3])
-redis.call('HSET', KEYS[1], ARGV[1] .. ':task', ARGV[3])
-redis.call('PUBLISH', ARGV[7], ARGV[4])
-return 'enqueued'
-"""
-
 
 @dataclass(frozen=True)
 class Every:
@@ -146,7 +114,6 @@ class Scheduler:
             [], timeout=listener_timeout, max_recoveries=max_recoveries, max_releases=max_releases
         )
         self._next_prune = 0.0
-        self._script = client.redis.register_script(PERIODIC)
         # The last occurrence known handled, per periodic task: saves a round trip per tick.
         self._handled: dict[str, float] = {}
         self._next_recovery = 0.0
@@ -231,7 +198,7 @@ class Scheduler:
         record_only = last is not None and entry.missed == SKIP and now - occurrence > entry.grace
         task_id = new_task_id()
         outcome = string(
-            self._script(
+            self._client.scripts.periodic(
                 keys=[
                     keys.periodic(),
                     keys.task(task_id),

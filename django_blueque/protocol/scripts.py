@@ -1,136 +1,106 @@
-"""Lua scripts for the steps that must be atomic.
+"""Every Lua script of the protocol: the inventory and its one registry.
 
-Every key a script touches is passed in ``KEYS``, as Redis asks. Where the
-keys cannot be known before the step runs (taking a task: its id is only known
-once it has been moved) the step is split in two, and the gap is repaired by
+Each script is a file in ``lua/``, named as its attribute on :class:`Scripts`,
+whose header states its KEYS, ARGV, what it returns and the invariant it
+keeps. ``lua/prelude.lua`` (shared functions, the server clock among them) is
+put before each. Every key a script touches is passed in ``KEYS``, as Redis
+asks; a test runs each script under ``MONITOR`` and checks it. Where the keys
+cannot be known before a step runs (taking a task: its id is only known once
+it has been moved) the step is split in two, and the gap is repaired by
 recovery; see :mod:`django_blueque.protocol.listener`.
+
+Heartbeats use the Redis server's clock (``TIME``), and are compared only
+with themselves: an observer judges a listener by watching its heartbeat not
+change (see liveness.py), never by comparing clocks. Outcomes are fenced by
+the ``attempt`` and ``node`` fields: a process that was presumed dead and
+whose task was given to another cannot overwrite what the newer attempt
+records. Redis does not roll back a script that fails half-way, so each
+script does all its reads and checks before its first write, and a task
+whose counters are malformed is failed with a clear error rather than left
+between states.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import TYPE_CHECKING
-
-from . import lifecycle_scripts
 
 if TYPE_CHECKING:
     from redis import Redis
     from redis.commands.core import Script
 
-# Take the oldest pending id of the first queue that has one, in the order the
-# queues are given, so a listener on several queues serves them by priority
-# and never takes more than one task. When all are empty (an idle poll) it
-# costs one EXISTS, whatever the number of queues.
-# KEYS: pending_1, reserved_1, pending_2, reserved_2, ...
-# Returns {index of the queue (0-based), task id} or false.
-TAKE_FIRST = """
-local pending = {}
-for i = 1, #KEYS, 2 do
-    pending[#pending + 1] = KEYS[i]
-end
-if redis.call('EXISTS', unpack(pending)) == 0 then
-    return false
-end
-for i = 1, #KEYS, 2 do
-    local task_id = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'RIGHT', 'LEFT')
-    if task_id then
-        return {tostring((i - 1) / 2), task_id}
-    end
-end
-return false
-"""
+#: Every script, by name: the file ``lua/<name>.lua`` and the attribute of :class:`Scripts`.
+NAMES = (
+    # Listeners: taking, running and finishing tasks.
+    "take_first",
+    "reserve",
+    "start",
+    "progress",
+    "finish",
+    "retry",
+    "give_back",
+    # Liveness: registries, heartbeats, recovery.
+    "register",
+    "beat",
+    "recover",
+    "reclaim",
+    "deregister",
+    # Schedulers.
+    "enqueue_due",
+    "periodic",
+    # Monitors.
+    "monitor_take",
+    "monitor_ack",
+    "monitor_restore",
+    "monitor_forget",
+    "monitor_expire",
+    # Operators (operations.py).
+    "retry_failed",
+    "cancel",
+    "delete_finished",
+    "forget_queue",
+)
 
-# Move due scheduled tasks to pending. ZREM decides which caller moves each
-# task, so any number of schedulers (and Blueque 1.0.1's WATCH-based one) can
-# run at once and a task is still enqueued exactly once.
-# KEYS: scheduled set, pending list, task hash 1..n. ARGV: now, channel, id 1..n.
-# Returns the number of tasks moved.
-ENQUEUE_DUE = """
-local moved = 0
-for i = 3, #KEYS do
-    local task_id = ARGV[i]
-    if redis.call('ZREM', KEYS[1], task_id) == 1
-        and redis.call('HGET', KEYS[i], 'status') == 'scheduled' then
-        redis.call('HSET', KEYS[i], 'status', 'pending', 'updated', ARGV[1])
-        redis.call('LPUSH', KEYS[2], task_id)
-        moved = moved + 1
-    end
-end
-if moved > 0 then
-    redis.call('PUBLISH', ARGV[2], 'due')
-end
-return moved
-"""
-
-# Take over one task of a dead listener: move it to this listener's reserved
-# list as a reserved task, so the caller runs it as if it had just taken it.
-# A finished task, or an id without a hash, is only dropped from the list.
-# KEYS: dead listener's reserved list, own reserved list, task hash, started set.
-# ARGV: task id, own listener id, now, started member of the dead run or ''.
-# Returns 1 when the task was taken over, 0 when the id was only dropped, and
-# false when another listener got there first.
-RECLAIM = """
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
-    return false
-end
-if ARGV[4] ~= '' then
-    redis.call('SREM', KEYS[4], ARGV[4])
-end
-local status = redis.call('HGET', KEYS[3], 'status')
-if not status or status == 'complete' or status == 'failed' then
-    return 0
-end
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[3], 'status', 'reserved', 'node', ARGV[2],
-    'reclaimed_node', ARGV[2], 'updated', ARGV[3])
-redis.call('HDEL', KEYS[3], 'pid')
-return 1
-"""
+_LUA = resources.files(__package__).joinpath("lua")
 
 
-# Record the progress of a running task; a task that is no longer running
-# (finished, or deleted) is left as it is.
-# KEYS: task hash. ARGV: fraction, message, now. Returns 1 when recorded.
-PROGRESS = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'started' then
-    return 0
-end
-redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'progress_message', ARGV[2], 'updated', ARGV[3])
-return 1
-"""
+def _read(name: str) -> str:
+    return _LUA.joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
-# Add a listener to its queue's set; count it in blueque_queues only once.
-# A listener that keeps a heartbeat beats here first, so it is never seen
-# registered without one, and publishes its timeout.
-# KEYS: listeners set, queues sorted set, listener heartbeats, listener timeouts.
-# ARGV: listener id, queue name, its timeout ('' = a listener that does not beat).
-REGISTER = """
-if ARGV[3] ~= '' then
-    local t = redis.call('TIME')
-    redis.call('ZADD', KEYS[3], tonumber(t[1]) + tonumber(t[2]) / 1000000, ARGV[1])
-    redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
-end
-if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
-    redis.call('ZINCRBY', KEYS[2], 1, ARGV[2])
-    return 1
-end
-return 0
-"""
+
+PRELUDE = _read("prelude")
+
+#: The text Redis runs for each script: the prelude, then the script.
+SOURCES = {name: PRELUDE + "\n" + _read(name) for name in NAMES}
 
 
 class Scripts:
-    """The scripts registered on one Redis client (EVALSHA, loaded on demand)."""
+    """Every script registered on one Redis client (EVALSHA, loaded on demand)."""
+
+    take_first: Script
+    reserve: Script
+    start: Script
+    progress: Script
+    finish: Script
+    retry: Script
+    give_back: Script
+    register: Script
+    beat: Script
+    recover: Script
+    reclaim: Script
+    deregister: Script
+    enqueue_due: Script
+    periodic: Script
+    monitor_take: Script
+    monitor_ack: Script
+    monitor_restore: Script
+    monitor_forget: Script
+    monitor_expire: Script
+    retry_failed: Script
+    cancel: Script
+    delete_finished: Script
+    forget_queue: Script
 
     def __init__(self, redis: Redis) -> None:
-        self.reserve: Script = redis.register_script(lifecycle_scripts.RESERVE)
-        self.take_first: Script = redis.register_script(TAKE_FIRST)
-        self.enqueue_due: Script = redis.register_script(ENQUEUE_DUE)
-        self.reclaim: Script = redis.register_script(RECLAIM)
-        self.register: Script = redis.register_script(REGISTER)
-        self.progress: Script = redis.register_script(PROGRESS)
-        self.start: Script = redis.register_script(lifecycle_scripts.START)
-        self.finish: Script = redis.register_script(lifecycle_scripts.FINISH)
-        self.retry: Script = redis.register_script(lifecycle_scripts.RETRY)
-        self.beat: Script = redis.register_script(lifecycle_scripts.BEAT)
-        self.give_back: Script = redis.register_script(lifecycle_scripts.GIVE_BACK)
-        self.recover: Script = redis.register_script(lifecycle_scripts.RECOVER)
-        self.deregister: Script = redis.register_script(lifecycle_scripts.DEREGISTER)
+        for name, source in SOURCES.items():
+            setattr(self, name, redis.register_script(source))

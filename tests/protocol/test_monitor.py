@@ -84,7 +84,7 @@ def test_what_a_dead_monitor_held_is_reported_again(client: Client, db: Redis) -
     dead = Monitor(client, on_complete=lambda task: None, on_failed=lambda task: None, batch=3, monitor_id="m_dead")
     dead.register()
     # It takes a batch and dies before recording it as reported.
-    dead._take(keys=[keys.complete("q"), keys.monitoring("m_dead")], args=["q", "complete", 3])
+    client.scripts.monitor_take(keys=[keys.complete("q"), keys.monitoring("m_dead")], args=["q", "complete", 3])
     db.zadd(keys.heartbeats(), {"m_dead": 1.0})
     db.hset(keys.listener_timeouts(), "m_dead", 2)
     seen, hooks = recorder()
@@ -105,7 +105,7 @@ def test_a_live_monitors_work_is_left_alone(client: Client, db: Redis) -> None:
     finish(client, ["complete"] * 2)
     busy = Monitor(client, on_complete=lambda task: None, on_failed=lambda task: None, monitor_id="m_busy")
     busy.register()
-    busy._take(keys=[keys.complete("q"), keys.monitoring("m_busy")], args=["q", "complete", 2])
+    client.scripts.monitor_take(keys=[keys.complete("q"), keys.monitoring("m_busy")], args=["q", "complete", 2])
     _, hooks = recorder()
     now = [0.0]
     observer = Monitor(client, listener_timeout=2, clock=lambda: now[0], **hooks)
@@ -171,7 +171,7 @@ def test_a_monitor_reports_what_a_lost_reply_left_in_its_own_list(client: Client
     seen, hooks = recorder()
     monitor = Monitor(client, monitor_id="m_self", **hooks)
     # A take whose reply never came back: the ids are in the monitor's own list.
-    monitor._take(keys=[keys.complete("q"), keys.monitoring("m_self")], args=["q", "complete", 2])
+    client.scripts.monitor_take(keys=[keys.complete("q"), keys.monitoring("m_self")], args=["q", "complete", 2])
     monitor._check_own = True
     assert monitor.report() == 2
     assert sorted(task_id for _, task_id in seen) == sorted(ids)

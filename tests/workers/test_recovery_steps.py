@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from django_blueque.protocol import Client, keys, lifecycle_scripts
-from django_blueque.protocol.monitor import TAKE
+from django_blueque.protocol import Client, keys
 from django_blueque.protocol.replies import string_set, strings
+from django_blueque.protocol.scripts import SOURCES
 from tests.tcp_proxy import TcpProxy
 from tests.workers import recovery_tasks
 from tests.workers.conftest import MANAGE, ROOT, Spawn
@@ -124,7 +124,7 @@ def test_a_reserve_that_arrives_after_recovery_does_not_run_the_task_again(
     spawn(command="blueque_scheduler")
     w1 = spawn("default", "--concurrency", "1", url=proxy.url)
     wait_for(lambda: queue_listeners(blueque) == 1, 20, "W1 to register")
-    reserve_sha = blueque.redis.script_load(lifecycle_scripts.RESERVE)  # so the first EVALSHA runs it
+    reserve_sha = blueque.redis.script_load(SOURCES["reserve"])  # so the first EVALSHA runs it
     proxy.hold_next(reserve_sha.encode())
     task_id = recovery_tasks.run_for.enqueue(2 * T).id
     wait_for(lambda: proxy.holding, 10, "W1's reserve to be held")
@@ -166,7 +166,7 @@ def test_a_monitor_whose_take_reply_is_lost_signals_each_task_once(
     blueque: Client, spawn_worker: Spawn, proxy: TcpProxy
 ) -> None:
     ids = finished_tasks(blueque, 40)
-    blueque.redis.script_load(TAKE)
+    blueque.redis.script_load(SOURCES["monitor_take"])
     # The take from the complete list (not the empty retrying one first).
     proxy.drop_next_reply(keys.complete("default").encode())
     spawn_worker("--interval", "0.1", command="blueque_monitor", url=proxy.url)
