@@ -71,8 +71,8 @@ def parse_monitor_line(line: bytes) -> tuple[bool, list[bytes]]:
 def recorded_script_calls(redis_url: str) -> Iterator[list[ScriptCall]]:
     """The script calls Redis executes inside the block, with the commands each ran."""
     connection = redis.Redis.from_url(redis_url).connection_pool.make_connection()
-    connection.connect()
-    connection.send_command("MONITOR")
+    connection.connect()  # type: ignore[no-untyped-call, unused-ignore]
+    connection.send_command("MONITOR")  # type: ignore[no-untyped-call, unused-ignore]
     assert connection.read_response() in (b"OK", "OK")
     calls: list[ScriptCall] = []
     yield calls
@@ -96,7 +96,7 @@ def recorded_script_calls(redis_url: str) -> Iterator[list[ScriptCall]]:
             count = int(command[2])
             current = ScriptCall(SHA_TO_NAME[command[1].decode()], set(command[3 : 3 + count]))
             calls.append(current)
-    connection.disconnect()
+    connection.disconnect()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 def dead_pid() -> int:
