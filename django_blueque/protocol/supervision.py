@@ -135,10 +135,14 @@ class Supervision:
         delay, attempt = 0.1, 0
         while not self.stopping:
             try:
-                return step()
+                done = step()
             except TRANSIENT as exc:
                 attempt += 1
                 logger.warning("Waiting for Redis to %s (attempt %d: %s); next try in %.1fs", what, attempt, exc, delay)
                 self.sleep(delay)
                 delay = min(delay * 2, max_backoff)
+                continue
+            if attempt:
+                logger.warning("Redis answers: done waiting to %s, after %d failed attempt(s)", what, attempt)
+            return done
         return None

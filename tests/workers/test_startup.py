@@ -44,6 +44,7 @@ def test_a_worker_started_before_redis_waits_then_runs_tasks(
     result = tasks.noop.enqueue()
     client = get_client()
     wait_for(lambda: client.get_task(result.id).status == "complete", 20, "the task to run once Redis is up")
+    assert f"Redis answers: done waiting to {what}, after " in log(tmp_path)
     assert "Traceback" not in log(tmp_path)
 
 
@@ -56,6 +57,7 @@ def test_a_monitor_started_before_redis_waits_then_registers(
     late_redis.start()
     client = get_client()
     wait_for(lambda: len(client.redis.smembers(keys.monitors())) == 1, 20, "the monitor to register")
+    wait_for(lambda: "Redis answers: done waiting to register the monitor" in log(tmp_path), 10, "the line")
     assert "Traceback" not in log(tmp_path)
 
 
