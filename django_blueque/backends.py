@@ -29,11 +29,12 @@ from django.db import transaction
 
 from . import payload
 from .compat import BaseTaskBackend, TaskResult, TaskResultDoesNotExist, TaskResultStatus, task_enqueued
-from .conf import get_settings, problems
+from .conf import get_settings
 from .connection import get_client
 from .exceptions import EnqueueError
 from .protocol.queue import new_task_id
 from .results import as_datetime, to_task_result, update
+from .validation import problems
 
 if TYPE_CHECKING:
     from .compat import AnyTask, AnyTaskResult

@@ -1,5 +1,8 @@
 """System checks for the ``BLUEQUE`` setting (ids ``django_blueque.E0xx``; see docs/settings.md).
 
+The problems found in the setting itself are validation.py's; these add the
+ones that need the project's code imported (handlers, SCHEDULE's tasks).
+
 The checks of a ``TASKS`` backend (unknown queue, unreachable Redis) run
 through Django's Tasks framework, from ``BluequeBackend.check()``.
 """
@@ -16,7 +19,8 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from . import schedule
-from .conf import DEFAULT_QUEUE, DEFAULT_REDIS_URL, get_settings, problems
+from .conf import DEFAULT_QUEUE, DEFAULT_REDIS_URL, get_settings
+from .validation import problems
 
 
 def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> Iterable[checks.CheckMessage]:
@@ -40,7 +44,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
             yield checks.Error(
                 f"The HANDLER of queue {queue.name!r}, {queue.handler!r}, {reason}.",
                 hint="Give the dotted path of a function taking a Blueque task and returning a string or None.",
-                id="django_blueque.E009",
+                id="django_blueque.E024",
             )
 
 

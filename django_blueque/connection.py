@@ -25,7 +25,7 @@ def get_client() -> Client:
     if config.sentinels:
         from redis.sentinel import Sentinel
 
-        assert config.sentinel_service is not None  # checked by conf.problems()
+        assert config.sentinel_service is not None  # checked by validation.problems()
         # redis-py before 8.2 leaves Sentinel unannotated.
         sentinel = Sentinel(list(config.sentinels), sentinel_kwargs=config.sentinel_kwargs or None)  # type: ignore[no-untyped-call, unused-ignore]
         master = sentinel.master_for(config.sentinel_service, redis_class=redis.Redis, **config.redis_kwargs)  # type: ignore[no-untyped-call, unused-ignore]

@@ -30,9 +30,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 
 from . import payload
-from .conf import Problem
 from .protocol.cron import Cron, CronError
 from .protocol.scheduler import RUN_ONCE, SKIP, Every, PeriodicTask
+from .validation import Problem
 
 ENTRY_KEYS = frozenset({"TASK", "QUEUE", "PARAMETERS", "ARGS", "KWARGS", "CRON", "EVERY", "SKIP_IF_RUNNING", "MISSED"})
 
@@ -82,7 +82,7 @@ def problems() -> list[Problem]:
     """What is wrong with ``BLUEQUE["SCHEDULE"]`` (imports the tasks it names)."""
     raw = _raw()
     if not isinstance(raw, dict):
-        return [Problem("django_blueque.E014", "BLUEQUE['SCHEDULE'] must be a dict.", "Name each periodic task.")]
+        return [Problem("django_blueque.E025", "BLUEQUE['SCHEDULE'] must be a dict.", "Name each periodic task.")]
     found = []
     for name, entry in raw.items():
         reason = _entry_problem(str(name), entry)

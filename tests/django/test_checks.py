@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from pytest_django import Settings as SettingsWrapper
 
 from tests.django.conftest import BACKEND
 
+ROOT = Path(__file__).resolve().parents[2]
 REDIS = "redis://127.0.0.1:6379/0"
 HANDLER = "tests.django.tasks.shout"
 DJANGO_REDIS_CACHE = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS}
@@ -33,7 +36,8 @@ def ids(settings: SettingsWrapper, blueque: Any, tasks: dict[str, Any] | None = 
     [
         ("redis://localhost", "E001"),
         ({"REDIS_URL": REDIS, "QUEUS": {}}, "E002"),
-        ({"REDIS_URL": REDIS, "REDIS_KWARGS": ["password"]}, "E002"),
+        ({"REDIS_URL": REDIS, "REDIS_KWARGS": ["password"]}, "E027"),
+        ({"SENTINELS": [("localhost", 26379)], "SENTINEL_SERVICE": "m", "SENTINEL_KWARGS": 1}, "E021"),
         ({"REDIS_URL": REDIS, "CONNECTION": "default"}, "E003"),
         ({"REDIS_URL": "http://localhost:6379"}, "E004"),
         ({"REDIS_URL": 6379}, "E004"),
@@ -41,15 +45,15 @@ def ids(settings: SettingsWrapper, blueque: Any, tasks: dict[str, Any] | None = 
         ({"SENTINELS": [("localhost", 26379)]}, "E006"),
         ({"SENTINELS": ["localhost:26379"], "SENTINEL_SERVICE": "mymaster"}, "E006"),
         ({"REDIS_URL": REDIS, "QUEUES": ["default"]}, "E007"),
-        ({"REDIS_URL": REDIS, "QUEUES": {"has space": {}}}, "E007"),
+        ({"REDIS_URL": REDIS, "QUEUES": {"has space": {}}}, "E022"),
         ({"REDIS_URL": REDIS, "QUEUES": {"default": {"CONCURENCY": 2}}}, "E008"),
-        ({"REDIS_URL": REDIS, "QUEUES": {"default": {"CONCURRENCY": 0}}}, "E008"),
-        ({"REDIS_URL": REDIS, "QUEUES": {"default": {"CONCURRENCY": True}}}, "E008"),
+        ({"REDIS_URL": REDIS, "QUEUES": {"default": {"CONCURRENCY": 0}}}, "E023"),
+        ({"REDIS_URL": REDIS, "QUEUES": {"default": {"CONCURRENCY": True}}}, "E023"),
         ({"REDIS_URL": REDIS, "QUEUES": {"raw": {"HANDLER": 42}}}, "E009"),
         ({"REDIS_URL": REDIS, "LISTENER_TIMEOUT": 0}, "E012"),
         ({"REDIS_URL": REDIS, "LISTENER_TIMEOUT": "60"}, "E012"),
         ({"REDIS_URL": REDIS, "LISTENER_TIMEOUT": 0.5}, "E012"),
-        ({"REDIS_URL": REDIS, "QUEUES": {"tab\tbed": {}}}, "E007"),
+        ({"REDIS_URL": REDIS, "QUEUES": {"tab\tbed": {}}}, "E022"),
         ({"REDIS_URL": REDIS, "MAX_RELEASES": 0}, "E016"),
         ({"REDIS_URL": REDIS, "LOST_REDIS": "pause"}, "E017"),
         ({"REDIS_URL": REDIS, "MAX_PARAMETERS": 0}, "E019"),
@@ -57,13 +61,28 @@ def ids(settings: SettingsWrapper, blueque: Any, tasks: dict[str, Any] | None = 
         ({"REDIS_URL": REDIS, "MAX_RECOVERIES": -1}, "E013"),
         ({"REDIS_URL": REDIS, "MAX_RECOVERIES": 1.5}, "E013"),
         ({"REDIS_URL": REDIS, "RESULT_TTL": -1}, "E015"),
-        ({"REDIS_URL": REDIS, "FAILED_RESULT_TTL": "a week"}, "E015"),
-        ({"REDIS_URL": REDIS, "QUEUES": {"raw": {"HANDLER": "no.such.module.handler"}}}, "E009"),
-        ({"REDIS_URL": REDIS, "QUEUES": {"raw": {"HANDLER": "tests.django.test_checks.REDIS"}}}, "E009"),
+        ({"REDIS_URL": REDIS, "FAILED_RESULT_TTL": "a week"}, "E026"),
+        ({"REDIS_URL": REDIS, "SCHEDULE": ["job"]}, "E025"),
+        ({"REDIS_URL": REDIS, "QUEUES": {"raw": {"HANDLER": "no.such.module.handler"}}}, "E024"),
+        ({"REDIS_URL": REDIS, "QUEUES": {"raw": {"HANDLER": "tests.django.test_checks.REDIS"}}}, "E024"),
     ],
 )
 def test_each_settings_problem_has_its_id(settings: SettingsWrapper, blueque: Any, expected: str) -> None:
     assert ids(settings, blueque) == [f"django_blueque.{expected}"]
+
+
+def test_each_check_id_is_raised_in_one_place_and_documented() -> None:
+    """One id per problem: an id given in two places would stand for two problems."""
+    raised = Counter(
+        found
+        for path in (ROOT / "django_blueque").rglob("*.py")
+        for found in re.findall(r"django_blueque\.([EWI]\d{3})\b", path.read_text())
+        if "migrations" not in path.parts
+    )
+    assert raised and [check_id for check_id, count in raised.items() if count > 1] == []
+    documented = re.findall(r"^\| `django_blueque\.([EWI]\d{3})` \|", (ROOT / "docs" / "settings.md").read_text(), re.M)
+    assert sorted(documented) == sorted(raised)
+    assert len(documented) == len(set(documented))
 
 
 def test_good_settings_pass(settings: SettingsWrapper, redis_url: str) -> None:
@@ -102,7 +121,7 @@ def test_an_unreachable_redis_is_a_warning(settings: SettingsWrapper) -> None:
 
 def test_manage_py_check_runs_the_checks(settings: SettingsWrapper, redis_url: str) -> None:
     settings.BLUEQUE = {"REDIS_URL": redis_url, "QUEUES": {"default": {"CONCURRENCY": -1}}}
-    with pytest.raises(SystemCheckError, match=r"django_blueque\.E008"):
+    with pytest.raises(SystemCheckError, match=r"django_blueque\.E023"):
         call_command("check")
     settings.BLUEQUE = {"REDIS_URL": redis_url, "QUEUES": {"default": {}, "slow": {}}}
     settings.TASKS = {"default": {"BACKEND": BACKEND, "QUEUES": ["default", "elsewhere"]}}
