@@ -39,7 +39,7 @@ def test_the_sdist_and_the_wheel_carry_what_they_must(tmp_path: Path) -> None:
     requires = [line.removeprefix("Requires-Dist: ") for line in metadata.splitlines() if line.startswith("Requires-")]
     assert 'django-tasks>=0.9; python_version < "3.12"' in requires
     assert 'django-tasks>=0.9; extra == "django52"' in requires
-    assert {"django>=5.2", "redis>=5.0.1", "django-redis>=5.4"} <= set(requires)
+    assert {"django>=5.2", "redis>=5.0.1", "django-redis>=5.4", "cronsim>=2.6"} <= set(requires)
     with tarfile.open(sdist) as archive:
         in_sdist = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     for path in ["README.md", "CHANGELOG.md", "LICENSE", "docs/admin.md", "docs/images/admin-queues.png"]:
