@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import log, private_redis
 from django_blueque.protocol import Client, keys
-from django_blueque.protocol.liveness import DEFAULT_LISTENER_TIMEOUT, beat_interval
+from django_blueque.protocol.defaults import DEFAULT_LISTENER_TIMEOUT
+from django_blueque.protocol.liveness import beat_interval
 
 
 def fill(client: Client, listeners: int, running: int) -> None:

@@ -32,7 +32,7 @@ from .compat import BaseTaskBackend, TaskResult, TaskResultDoesNotExist, TaskRes
 from .conf import get_settings
 from .connection import get_client
 from .exceptions import EnqueueError
-from .protocol.queue import new_task_id
+from .protocol import new_task_id
 from .results import as_datetime, to_task_result, update
 from .validation import problems
 

@@ -25,8 +25,13 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .protocol.liveness import DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
-from .protocol.monitor import DEFAULT_FAILED_RESULT_TTL, DEFAULT_RESULT_TTL
+from .protocol.defaults import (
+    DEFAULT_FAILED_RESULT_TTL,
+    DEFAULT_LISTENER_TIMEOUT,
+    DEFAULT_MAX_RECOVERIES,
+    DEFAULT_MAX_RELEASES,
+    DEFAULT_RESULT_TTL,
+)
 from .validation import problems, raw_setting, sentinel_addresses
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

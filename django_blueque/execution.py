@@ -25,9 +25,7 @@ from django.utils.module_loading import import_string
 from . import payload, progress, tasklog
 from .compat import TaskContext, TaskError, TaskResultStatus, normalize_json, task_backends, task_finished, task_started
 from .conf import get_settings
-from .protocol import Task
-from .protocol.errors import Retry
-from .protocol.work import class_path
+from .protocol import Retry, Task, class_path
 from .results import set_return_value, to_task_result, update
 from .retry import retry_or_raise
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .protocol.errors import Retry
+from .protocol import Retry
 
 __all__ = ["Retry", "RetryPolicy", "policy_of", "retry"]
 

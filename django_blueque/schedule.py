@@ -30,8 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 
 from . import payload
-from .protocol.cron import Cron, CronError
-from .protocol.scheduler import RUN_ONCE, SKIP, Every, PeriodicTask
+from .protocol import RUN_ONCE, SKIP, Cron, CronError, Every, PeriodicTask
 from .validation import Problem
 
 ENTRY_KEYS = frozenset({"TASK", "QUEUE", "PARAMETERS", "ARGS", "KWARGS", "CRON", "EVERY", "SKIP_IF_RUNNING", "MISSED"})

@@ -24,9 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import payload
-from .protocol import Task
-from .protocol.errors import Retry
-from .protocol.work import class_path
+from .protocol import Retry, Task, class_path
 
 logger = logging.getLogger("django_blueque.tasks")
 

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from .protocol.defaults import MIN_LISTENER_TIMEOUT
 from .protocol.keys import validate_queue_name
-from .protocol.liveness import MIN_LISTENER_TIMEOUT
 
 KNOWN_KEYS = frozenset(
     {

@@ -33,9 +33,7 @@ from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
 from django_blueque.humanize import age
 from django_blueque.models import PERMISSIONS, Queue
-from django_blueque.protocol import STATUSES, Client, Task, keys
-from django_blueque.protocol.introspection import Beater, beaters
-from django_blueque.protocol.operations import ACTIONS, Operations
+from django_blueque.protocol import ACTIONS, STATUSES, Beater, Client, Operations, Task, beaters, keys
 
 from .chart import per_minute_svg
 

@@ -11,13 +11,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from . import introspection, keys, liveness, operations
-from .listener import (
-    DEFAULT_BLOCK_TIMEOUT,
-    DEFAULT_LISTENER_TIMEOUT,
-    DEFAULT_MAX_RECOVERIES,
-    DEFAULT_MAX_RELEASES,
-    Listener,
-)
+from .defaults import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
+from .listener import Listener
 from .processor import Processor
 from .queue import Queue
 from .replies import fields
@@ -123,7 +118,6 @@ class Client:
         return Listener(
             self._redis,
             self._scripts,
-            Task,
             (queue_name, *more_queue_names),
             block_timeout=block_timeout,
             listener_id=listener_id,
@@ -178,7 +172,7 @@ class Client:
         return liveness.beat(self._scripts, beater=listener_id, owner=listener_id or "", runs=task_ids)[0]
 
     def get_processor(self, task: Task) -> Processor:
-        return Processor(self._redis, self._scripts, task)
+        return Processor(self._scripts, task)
 
     def report_progress(self, task_id: str, fraction: float, message: str = "") -> bool:
         """Record how far a running task has got (0.0 to 1.0) and a short message.

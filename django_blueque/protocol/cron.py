@@ -38,6 +38,8 @@ class CronError(ValueError):
 
 @dataclass(frozen=True)
 class Cron:
+    """A checked cron expression; :meth:`parse` refuses a malformed one with :class:`CronError`."""
+
     expression: str
 
     @classmethod

@@ -29,9 +29,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import liveness
+from .defaults import (
+    DEFAULT_BLOCK_TIMEOUT,
+    DEFAULT_LISTENER_TIMEOUT,
+    DEFAULT_MAX_RECOVERIES,
+    DEFAULT_MAX_RELEASES,
+    MIN_LISTENER_TIMEOUT,
+)
 from .errors import TaskNotOwned
-from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
-from .liveness import MIN_LISTENER_TIMEOUT, Run, beat_interval, reconnect_backoff_cap
+from .liveness import Run, beat_interval, reconnect_backoff_cap
 from .processes import describe_status
 from .proctitle import set_title
 from .supervision import TRANSIENT, Supervision, run_child
@@ -62,6 +68,8 @@ CONTINUE, STOP = "continue", "stop"
 
 @dataclass
 class Child:
+    """A forked process running one task, as the parent tracks it."""
+
     task: Task
     queue: str
     #: The attempt its start records (the task's count so far, plus one).

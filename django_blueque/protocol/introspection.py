@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import keys
-from .liveness import DEFAULT_LISTENER_TIMEOUT, timeout_of
+from .defaults import DEFAULT_LISTENER_TIMEOUT
+from .liveness import timeout_of
 from .replies import optional_strings, string, string_set, strings
 from .task import COMPLETE, FAILED, PENDING, RESERVED, SCHEDULED, STARTED, STATUSES
 

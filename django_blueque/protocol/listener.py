@@ -16,15 +16,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import redis.exceptions
 
 from . import keys, liveness
+from .defaults import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
 from .identity import hostname, plain_listener_id, unique_node
 from .keys import parse_listener_id, validate_queue_name
-from .liveness import DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES, Run
+from .liveness import Run
 from .processes import pid_alive, process_alive
 from .replies import fields, flat_fields, optional_strings, string, string_or_none, string_set, strings
 from .task import PENDING, STARTED, Task
@@ -46,11 +47,6 @@ __all__ = [
     "hostname",
     "parse_listener_id",
 ]
-
-#: Longest single blocking call, in seconds. An idle listener polls once per
-#: period (one BLMOVE; or, on several queues, one script running one EXISTS)
-#: and stays responsive to shutdown within it.
-DEFAULT_BLOCK_TIMEOUT = 2.0
 
 
 def undecodable_fields(task: Task) -> list[str]:
@@ -88,7 +84,6 @@ class Listener:
         self,
         redis: Redis,
         scripts: Scripts,
-        task_factory: Callable[[str, dict[str, str]], Task],
         queue_names: Sequence[str],
         *,
         block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
@@ -105,7 +100,6 @@ class Listener:
             raise ValueError(f"Queue listed twice: {', '.join(self._queues)}")
         self._redis = redis
         self._scripts = scripts
-        self._task_factory = task_factory
         self._block = _block_timeout(redis, block_timeout)
         if listener_id is None:
             listener_id = keys.listener_id(unique_node(), os.getpid()) if heartbeat else plain_listener_id(os.getpid())
@@ -259,7 +253,7 @@ class Listener:
         if outcome == "gone":
             logger.warning("Task %s was recovered from this listener before it was marked reserved", task_id)
             return None
-        task = self._task_factory(task_id, flat_fields(reply[1:]))
+        task = Task(task_id, flat_fields(reply[1:]))
         bad = undecodable_fields(task)
         if bad:
             reason = f"its {', '.join(bad)} field{'s are' if len(bad) > 1 else ' is'} not valid UTF-8"
@@ -319,7 +313,7 @@ class Listener:
             )
             if taken == 1:
                 logger.info("Listener %s took over task %s of dead listener %s", self._id, task_id, dead_id)
-                return self._task_factory(task_id, fields(self._redis.hgetall(keys.task(task_id))))
+                return Task(task_id, fields(self._redis.hgetall(keys.task(task_id))))
         self._deregister(queue, dead_id)
         return None
 

@@ -41,6 +41,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import keys
+from .defaults import DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES, MIN_LISTENER_TIMEOUT
 from .identity import hostname
 from .processes import pid_alive, process_alive
 from .replies import optional_strings, string, string_set, strings
@@ -52,16 +53,6 @@ if TYPE_CHECKING:
     from .scripts import Scripts
 
 logger = logging.getLogger(__name__)
-
-#: Default seconds without a heartbeat after which a listener is dead.
-DEFAULT_LISTENER_TIMEOUT = 60.0
-#: Default number of times a task may lose its process before it fails.
-DEFAULT_MAX_RECOVERIES = 3
-#: Default number of times a task may be given back unfinished before it fails.
-DEFAULT_MAX_RELEASES = 20
-#: Shortest listener timeout allowed: beats, watching and reconnection are
-#: paced in fractions of it.
-MIN_LISTENER_TIMEOUT = 1.0
 
 
 def beat_interval(timeout: float) -> float:

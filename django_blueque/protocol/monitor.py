@@ -25,8 +25,9 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import keys, liveness
+from .defaults import DEFAULT_FAILED_RESULT_TTL, DEFAULT_LISTENER_TIMEOUT, DEFAULT_RESULT_TTL
 from .identity import unique_node
-from .liveness import DEFAULT_LISTENER_TIMEOUT, Watch, beat_interval, reconnect_backoff_cap
+from .liveness import Watch, beat_interval, reconnect_backoff_cap
 from .replies import string, string_set, strings
 from .supervision import TRANSIENT, Supervision
 from .task import COMPLETE, FAILED, Task
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RESULT_TTL = 24 * 3600.0
-DEFAULT_FAILED_RESULT_TTL = 7 * 24 * 3600.0
 
 Hook = Callable[[Task], None]
 #: Called with the task and the record of the attempt that failed (from its ``errors``).
@@ -65,6 +64,11 @@ def source(queue: str, status: str) -> str:
 
 
 class Monitor:
+    """Reports each finished task of its queues once, through its hooks, and expires old results.
+
+    ``queues=None`` serves every queue Redis knows. See the module's doc for the protocol.
+    """
+
     def __init__(
         self,
         client: Client,

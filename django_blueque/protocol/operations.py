@@ -32,21 +32,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import introspection, keys
-from .liveness import (
-    DEFAULT_LISTENER_TIMEOUT,
-    DEFAULT_MAX_RECOVERIES,
-    DEFAULT_MAX_RELEASES,
-    recover_task,
-    timeout_of,
-)
+from .defaults import DEFAULT_BATCH, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
+from .liveness import recover_task, timeout_of
 from .replies import optional_strings, string, string_or_none
 from .task import COMPLETE, FAILED, PENDING, RESERVED, SCHEDULED, STARTED
 
 if TYPE_CHECKING:
     from .client import Client
-
-#: Ids read and acted on per round by :meth:`Operations.each_in_state`.
-DEFAULT_BATCH = 100
 
 
 @dataclass

@@ -30,10 +30,10 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from . import keys
+from .defaults import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
 from .errors import TaskNotOwned
 from .forking_runner import CONTINUE, KILL_AFTER, STOP, check_options, describe_exit
 from .identity import unique_node
-from .listener import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
 from .liveness import beat_interval, reconnect_backoff_cap
 from .proctitle import set_title
 from .replies import strings
@@ -67,6 +67,8 @@ def resident_memory_mb() -> float:
 
 
 class PreforkRunner:
+    """Runs tasks in ``concurrency`` long-lived children, each a listener; see the module's doc."""
+
     def __init__(
         self,
         client: Client,

@@ -13,8 +13,6 @@ from .processes import process_token
 from .task import COMPLETE, FAILED, Task
 
 if TYPE_CHECKING:
-    from redis import Redis
-
     from .scripts import Scripts
 
 
@@ -29,12 +27,11 @@ class Processor:
     recovery) owns the task.
     """
 
-    def __init__(self, redis: Redis, scripts: Scripts, task: Task) -> None:
+    def __init__(self, scripts: Scripts, task: Task) -> None:
         if not task.queue or not task.node:
             raise ValueError(
                 f"Task {task.id} has not been taken by a listener (queue={task.queue!r}, node={task.node!r})"
             )
-        self._redis = redis
         self._scripts = scripts
         self._task = task
         self._queue: str = task.queue

@@ -7,6 +7,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from . import keys
+from .defaults import DUE_BATCH
 from .keys import validate_queue_name, validate_task_id
 from .replies import strings
 from .task import COMPLETE, FAILED, PENDING, SCHEDULED, Task
@@ -16,10 +17,6 @@ if TYPE_CHECKING:
     from redis.client import Pipeline
 
     from .scripts import Scripts
-
-#: Due tasks moved per script call by :meth:`Queue.enqueue_due_tasks`; bounds
-#: how long one call holds Redis.
-DUE_BATCH = 500
 
 
 def new_task_id() -> str:

@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING
 
 from . import keys, liveness
 from .cron import Cron
-from .identity import unique_node
-from .liveness import (
+from .defaults import (
     DEFAULT_LISTENER_TIMEOUT,
     DEFAULT_MAX_RECOVERIES,
     DEFAULT_MAX_RELEASES,
-    beat_interval,
-    prune_heartbeats,
-    reconnect_backoff_cap,
+    DUE_BATCH,
+    HEARTBEAT_MEMORY,
 )
-from .queue import DUE_BATCH, new_task_id
+from .identity import unique_node
+from .liveness import beat_interval, prune_heartbeats, reconnect_backoff_cap
+from .queue import new_task_id
 from .replies import optional_strings, string, string_set, strings
 from .supervision import TRANSIENT, Supervision
 
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a dead listener's heartbeat is kept before it is forgotten.
-HEARTBEAT_MEMORY = 24 * 3600.0
 
 #: What to do about occurrences a scheduler missed (all schedulers were down).
 RUN_ONCE, SKIP = "once", "skip"
@@ -84,11 +82,18 @@ class PeriodicTask:
 
 @dataclass
 class TickReport:
+    """What one :meth:`Scheduler.tick` did: due tasks moved, and each periodic task's outcome."""
+
     moved: int = 0
     periodic: dict[str, str] = field(default_factory=dict)
 
 
 class Scheduler:
+    """Moves due tasks to pending, enqueues periodic tasks and recovers dead listeners' tasks.
+
+    ``queues=None`` serves every queue Redis knows. See the module's doc.
+    """
+
     def __init__(
         self,
         client: Client,

@@ -52,6 +52,8 @@ def run_child(body: Callable[[], int]) -> NoReturn:
 
 
 class Supervision:
+    """Stop requests (signals, :meth:`stop`) and interruptible sleeps of one long-running process."""
+
     def __init__(self) -> None:
         self.signals = 0
         self.stopping_since: float | None = None

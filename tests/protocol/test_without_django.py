@@ -1,6 +1,9 @@
+import ast
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from pathlib import Path
 
 SCRIPT = textwrap.dedent(
     """
@@ -26,3 +29,36 @@ def test_protocol_imports_and_works_without_django(redis_url: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Modules of the protocol that are public as a whole (``__all__`` lists them).
+PUBLIC_MODULES = {"defaults", "keys", "forking_runner", "inline_runner"}
+
+
+def _imports_of_the_protocol(path: Path) -> Iterator[tuple[str, list[str]]]:
+    """``(module, names)`` of each import of ``django_blueque.protocol`` in ``path``, made absolute."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            module = f"{base}.{node.module}" if node.level and node.module else (base if node.level else node.module)
+            if module and (module == "django_blueque.protocol" or module.startswith("django_blueque.protocol.")):
+                yield module, [alias.name for alias in node.names]
+
+
+def test_the_django_glue_and_the_demo_use_only_the_public_protocol_api() -> None:
+    import django_blueque.protocol as protocol
+
+    public = set(protocol.__all__)
+    assert all(hasattr(protocol, name) for name in public)
+    outside = [p for p in (ROOT / "django_blueque").rglob("*.py") if "protocol" not in p.relative_to(ROOT).parts]
+    outside += list((ROOT / "testproject").rglob("*.py"))
+    private = []
+    for path in outside:
+        for module, names in _imports_of_the_protocol(path):
+            if module == "django_blueque.protocol":
+                private += [f"{path.name}: {name}" for name in names if name not in public]
+            elif module.removeprefix("django_blueque.protocol.").split(".")[0] not in PUBLIC_MODULES:
+                private.append(f"{path.name}: {module}")
+    assert outside and private == []

@@ -10,8 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django_blueque import signals
 from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
-from django_blueque.protocol import Task
-from django_blueque.protocol.monitor import Monitor
+from django_blueque.protocol import Monitor, Task
 
 from ._common import add_allow_unknown, configure_logging, known_queues, positive, queue_names
 

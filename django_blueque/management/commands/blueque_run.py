@@ -25,8 +25,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
-from django_blueque.protocol.processes import describe_status
-from django_blueque.protocol.supervision import run_child
+from django_blueque.protocol import describe_status, run_child
 
 from ._common import (
     ALLOW_UNKNOWN,

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_blueque import schedule
 from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
-from django_blueque.protocol.scheduler import Scheduler
+from django_blueque.protocol import Scheduler
 
 from ._common import add_allow_unknown, configure_logging, known_queues, positive, queue_names
 

@@ -18,8 +18,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
-from django_blueque.protocol import Client, Task
-from django_blueque.protocol.operations import ACTIONS, DEFAULT_BATCH, Operations, Outcome
+from django_blueque.protocol import ACTIONS, Client, Operations, Outcome, Task
+from django_blueque.protocol.defaults import DEFAULT_BATCH
 
 from ._common import configure_logging, positive, queue_names
 

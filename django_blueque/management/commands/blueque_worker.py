@@ -11,8 +11,7 @@ from django.db import connections
 from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
 from django_blueque.execution import prepare, run_task
-from django_blueque.protocol.forking_runner import ForkingRunner
-from django_blueque.protocol.prefork_runner import PreforkRunner
+from django_blueque.protocol import ForkingRunner, PreforkRunner
 
 from ._common import add_allow_unknown, add_log_format, configure_logging, known_queues, positive, queue_names
 

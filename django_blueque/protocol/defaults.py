@@ -1,0 +1,32 @@
+"""Every default and limit of the protocol, in one place.
+
+The Django settings (``django_blueque.conf``) take their defaults from here,
+and so do the classes of the protocol; docs/settings.md gives each one.
+"""
+
+from __future__ import annotations
+
+#: Seconds without a heartbeat after which a listener is dead.
+DEFAULT_LISTENER_TIMEOUT = 60.0
+#: Shortest listener timeout allowed: beats, watching and reconnection are
+#: paced in fractions of it.
+MIN_LISTENER_TIMEOUT = 1.0
+#: Times a task may lose its process before it fails.
+DEFAULT_MAX_RECOVERIES = 3
+#: Times a task may be given back unfinished before it fails.
+DEFAULT_MAX_RELEASES = 20
+#: Seconds a reported complete task stays readable before its hash is deleted.
+DEFAULT_RESULT_TTL = 24 * 3600.0
+#: Seconds a reported failed task stays readable before its hash is deleted.
+DEFAULT_FAILED_RESULT_TTL = 7 * 24 * 3600.0
+#: Longest single blocking call, in seconds. An idle listener polls once per
+#: period (one BLMOVE; or, on several queues, one script running one EXISTS)
+#: and stays responsive to shutdown within it.
+DEFAULT_BLOCK_TIMEOUT = 2.0
+#: Ids read and acted on per round by :meth:`Operations.each_in_state`.
+DEFAULT_BATCH = 100
+#: Due tasks moved per script call by :meth:`Queue.enqueue_due_tasks`; bounds
+#: how long one call holds Redis.
+DUE_BATCH = 500
+#: Seconds a dead listener's heartbeat is kept before it is forgotten.
+HEARTBEAT_MEMORY = 24 * 3600.0
