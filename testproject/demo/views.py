@@ -8,10 +8,8 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from django_blueque.conf import get_settings
+from django_blueque.compat import TaskResultDoesNotExist, task_backends
 from django_blueque.connection import get_client
-from django_blueque.payload import NotADjangoTask
-from django_blueque.results import to_task_result
 
 from . import receivers, tasks
 from .work import QUEUE as RAW_QUEUE
@@ -28,17 +26,17 @@ def _remember(request: HttpRequest, task_id: str) -> None:
 def index(request: HttpRequest) -> HttpResponse:
     client = get_client()
     rows = []
-    # One round trip for every task hash on the page.
+    # One round trip for every task hash on the page (for the fields Django's results do not carry).
     for blueque_task in client.get_tasks(request.session.get("recent_tasks", [])):
         if not blueque_task.exists:
             continue
         try:
-            result = to_task_result(blueque_task)
-        except NotADjangoTask:
+            result = task_backends["default"].get_result(blueque_task.id)
+        except TaskResultDoesNotExist:  # not a Django task: a raw one of the "raw" queue
             rows.append({"id": blueque_task.id, "name": f"raw: {blueque_task.parameters}", "blueque": blueque_task})
             continue
         rows.append({"id": result.id, "name": result.task.name, "result": result, "blueque": blueque_task})
-    stats = client.queue_stats(list(get_settings().queues))
+    stats = client.queue_stats()  # every queue Redis knows
     context = {"rows": rows, "stats": stats.values(), "kinds": KINDS, "signals": receivers.recent()}
     return render(request, "demo/index.html", context)
 

@@ -62,3 +62,19 @@ def test_the_django_glue_and_the_demo_use_only_the_public_protocol_api() -> None
             elif module.removeprefix("django_blueque.protocol.").split(".")[0] not in PUBLIC_MODULES:
                 private.append(f"{path.name}: {module}")
     assert outside and private == []
+
+
+#: The documented modules of the Django app that a project imports (README.md, docs/).
+PUBLIC_APP_MODULES = {"compat", "connection", "exceptions", "progress", "retry", "signals", "testing", "protocol"}
+
+
+def test_the_demo_is_a_project_as_a_user_writes_it() -> None:
+    """The demo imports only the documented modules of django_blueque, as any project would."""
+    internal = []
+    for path in (ROOT / "testproject").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                parts = node.module.split(".")
+                if parts[0] == "django_blueque" and len(parts) > 1 and parts[1] not in PUBLIC_APP_MODULES:
+                    internal.append(f"{path.name}: {node.module}")
+    assert internal == []
