@@ -11,6 +11,7 @@ live processes at once.
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 from functools import cache
@@ -32,3 +33,25 @@ def unique_node() -> str:
 def plain_listener_id(pid: int) -> str:
     """The 1.0.1 form of a listener id for process ``pid`` on this host."""
     return keys.listener_id(hostname(), pid)
+
+
+def beating_listener_id(node: str | None = None, pid: int | None = None) -> str:
+    """The id of a listener that keeps a heartbeat: ``"<fqdn>-<token>_<pid>"`` (``node`` given: ``"<node>_<pid>"``)."""
+    return keys.listener_id(node or unique_node(), os.getpid() if pid is None else pid)
+
+
+#: The roles of the processes that beat but serve no queue, as the first part of their ids.
+MONITOR, SCHEDULER = "monitor", "scheduler"
+
+
+def role_id(role: str, pid: int | None = None) -> str:
+    """The id of a monitor or scheduler: ``"<role>_<fqdn>-<token>_<pid>"``."""
+    return keys.listener_id(f"{role}_{unique_node()}", os.getpid() if pid is None else pid)
+
+
+def parse_role_id(role: str, member: str) -> tuple[str, int] | None:
+    """``(host, pid)`` of an id made by :func:`role_id` (host: the fqdn and token), or None.
+
+    An id given by hand without the role's prefix is read as a listener id.
+    """
+    return keys.parse_listener_id(member.removeprefix(f"{role}_"))

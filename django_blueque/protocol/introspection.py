@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from . import keys
 from .defaults import DEFAULT_LISTENER_TIMEOUT
+from .identity import MONITOR, SCHEDULER, parse_role_id
 from .liveness import timeout_of
 from .replies import optional_strings, string, string_set, strings
 from .task import COMPLETE, FAILED, PENDING, RESERVED, SCHEDULED, STARTED, STATUSES
@@ -247,8 +248,7 @@ def beaters(redis: Redis, queues: Iterable[str]) -> Fleet:
     lists = iter(held)
 
     def beater(member: str, served: list[str], role: str = "") -> Beater:
-        # A monitor's or scheduler's id is "<role>_<node>_<pid>": its host is in the node.
-        parsed = keys.parse_listener_id(member.removeprefix(role))
+        parsed = parse_role_id(role, member) if role else keys.parse_listener_id(member)
         score = scores.get(member)
         tasks = tuple(task_id for _ in served for task_id in reversed(strings(next(lists))))
         return Beater(
@@ -264,6 +264,6 @@ def beaters(redis: Redis, queues: Iterable[str]) -> Fleet:
     listeners = [beater(member, served) for member, served in queues_of.items()]
     return Fleet(
         listeners,
-        [beater(member, [], "monitor_") for member in monitors],
-        [beater(member, [], "scheduler_") for member in schedulers],
+        [beater(member, [], MONITOR) for member in monitors],
+        [beater(member, [], SCHEDULER) for member in schedulers],
     )

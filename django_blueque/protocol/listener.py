@@ -23,7 +23,7 @@ import redis.exceptions
 
 from . import keys, liveness
 from .defaults import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
-from .identity import hostname, plain_listener_id, unique_node
+from .identity import beating_listener_id, hostname, plain_listener_id
 from .keys import parse_listener_id, validate_queue_name
 from .liveness import Run
 from .processes import pid_alive, process_alive
@@ -102,7 +102,7 @@ class Listener:
         self._scripts = scripts
         self._block = _block_timeout(redis, block_timeout)
         if listener_id is None:
-            listener_id = keys.listener_id(unique_node(), os.getpid()) if heartbeat else plain_listener_id(os.getpid())
+            listener_id = beating_listener_id() if heartbeat else plain_listener_id(os.getpid())
         self._id = listener_id
         self._pubsub: PubSub | None = None
         # Set when a move may have happened without our seeing its reply.

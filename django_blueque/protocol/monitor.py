@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import keys, liveness
 from .defaults import DEFAULT_FAILED_RESULT_TTL, DEFAULT_LISTENER_TIMEOUT, DEFAULT_RESULT_TTL
-from .identity import unique_node
+from .identity import MONITOR, role_id
 from .liveness import Watch, beat_interval, reconnect_backoff_cap
 from .replies import string, string_set, strings
 from .supervision import TRANSIENT, Supervision
@@ -94,7 +93,7 @@ class Monitor:
         self._interval = interval
         self._ttl = {COMPLETE: result_ttl, FAILED: failed_result_ttl}
         self._timeout = listener_timeout
-        self.id = monitor_id or keys.listener_id(f"monitor_{unique_node()}", os.getpid())
+        self.id = monitor_id or role_id(MONITOR)
         self._next_beat = self._next_sweep = self._next_watch = 0.0
         self._watch = Watch(max_gap=2.5 * beat_interval(listener_timeout), clock=clock)
         self._supervision = Supervision()

@@ -33,7 +33,7 @@ from . import keys
 from .defaults import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
 from .errors import TaskNotOwned
 from .forking_runner import CONTINUE, KILL_AFTER, STOP, check_options, describe_exit
-from .identity import unique_node
+from .identity import beating_listener_id, unique_node
 from .liveness import beat_interval, reconnect_backoff_cap
 from .proctitle import set_title
 from .replies import strings
@@ -205,7 +205,7 @@ class PreforkRunner:
                 if stopped_by_us or code in (EXIT_TAKEN_OVER, EXIT_REDIS_LOST)
                 else f"process {pid} on {os.uname().nodename} {describe_exit(status)}"
             )
-            self._give_back_tasks_of(keys.listener_id(self._node, pid), lost)
+            self._give_back_tasks_of(beating_listener_id(self._node, pid), lost)
         return drained
 
     def _give_back_tasks_of(self, listener_id: str, lost: str | None) -> None:
@@ -254,7 +254,7 @@ class PreforkRunner:
         listener = self._client.get_listener(
             *self._queues,
             block_timeout=self._block,
-            listener_id=keys.listener_id(self._node, os.getpid()),
+            listener_id=beating_listener_id(self._node),
             heartbeat=True,
             timeout=self._timeout,
             max_recoveries=self._max_recoveries,

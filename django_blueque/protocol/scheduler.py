@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from .defaults import (
     DUE_BATCH,
     HEARTBEAT_MEMORY,
 )
-from .identity import unique_node
+from .identity import SCHEDULER, role_id
 from .liveness import beat_interval, prune_heartbeats, reconnect_backoff_cap
 from .queue import new_task_id
 from .replies import optional_strings, string, string_set, strings
@@ -108,7 +107,7 @@ class Scheduler:
     ) -> None:
         self._client = client
         #: Beats in ``blueque_heartbeats`` and is listed in ``blueque_schedulers``, for the admin to show.
-        self.id = scheduler_id or keys.listener_id(f"scheduler_{unique_node()}", os.getpid())
+        self.id = scheduler_id or role_id(SCHEDULER)
         self._next_beat = 0.0
         self._queues = None if queues is None else list(queues)
         self._periodic = list(periodic)

@@ -34,3 +34,25 @@ def test_extension_keys() -> None:
     assert keys.monitors() == "blueque_monitors"
     assert keys.schedulers() == "blueque_schedulers"
     assert keys.monitoring("monitor_h_1") == "blueque_monitoring_monitor_h_1"
+
+
+def test_ids_made_by_identity_parse_back() -> None:
+    import os
+
+    from django_blueque.protocol.identity import (
+        MONITOR,
+        SCHEDULER,
+        beating_listener_id,
+        hostname,
+        parse_role_id,
+        role_id,
+    )
+
+    for role in (MONITOR, SCHEDULER):
+        made = role_id(role, pid=42)
+        parsed = parse_role_id(role, made)
+        assert made.startswith(f"{role}_{hostname()}-") and parsed is not None and parsed[1] == 42
+        assert role_id(role) != role_id(role)  # a random token each time
+    listener = keys.parse_listener_id(beating_listener_id())
+    assert listener is not None and listener[0].startswith(f"{hostname()}-") and listener[1] == os.getpid()
+    assert beating_listener_id("node-1", 7) == "node-1_7"
