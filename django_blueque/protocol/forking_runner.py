@@ -40,7 +40,7 @@ from .errors import TaskNotOwned
 from .liveness import Run, beat_interval, reconnect_backoff_cap
 from .processes import describe_status
 from .proctitle import set_title
-from .supervision import TRANSIENT, Supervision, run_child
+from .supervision import TRANSIENT, Backoff, Supervision, run_child
 from .task import Task
 from .work import (
     EXIT_REDIS_LOST,
@@ -255,8 +255,7 @@ class ForkingRunner:
         self, listener: Listener, recovery: liveness.Recovery, watchdog: RedisWatchdog | None, burst: bool
     ) -> None:
         next_beat = next_recovery = 0.0
-        backoff = 0.0
-        max_backoff = reconnect_backoff_cap(self._timeout)
+        backoff = Backoff(reconnect_backoff_cap(self._timeout), logger)
         while True:
             try:
                 self._reap()
@@ -284,7 +283,7 @@ class ForkingRunner:
                     continue
                 set_title(f"blueque-worker: listening on {', '.join(eligible)} ({len(self._children)} running)")
                 task = listener.listen(timeout=0 if burst else min(self._block, recovery.interval), queues=eligible)
-                backoff = 0.0
+                backoff.succeeded()
                 if task is not None:
                     self._fork(task)
                 elif burst:
@@ -294,9 +293,7 @@ class ForkingRunner:
             except TRANSIENT as exc:
                 # Whatever was seen of others before the error no longer counts.
                 recovery.forget()
-                backoff = min(backoff * 2 or 0.1, max_backoff)
-                logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
-                self._supervision.wait(backoff)
+                self._supervision.wait(backoff.failed(exc))
 
     def _eligible_queues(self) -> list[str]:
         if len(self._children) >= self._concurrency:

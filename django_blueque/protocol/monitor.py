@@ -28,7 +28,7 @@ from .defaults import DEFAULT_FAILED_RESULT_TTL, DEFAULT_LISTENER_TIMEOUT, DEFAU
 from .identity import MONITOR, role_id
 from .liveness import Watch, beat_interval, reconnect_backoff_cap
 from .replies import string, string_set, strings
-from .supervision import TRANSIENT, Supervision
+from .supervision import TRANSIENT, Backoff, Supervision
 from .task import COMPLETE, FAILED, Task
 
 if TYPE_CHECKING:
@@ -279,7 +279,7 @@ class Monitor:
     def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> None:
         """Report until stopped (SIGTERM/SIGINT); with ``burst``, until nothing is left to report."""
         self._supervision.open(install_signal_handlers=install_signal_handlers)
-        backoff = 0.0
+        backoff = Backoff(reconnect_backoff_cap(self._timeout), logger)
         try:
             self._supervision.until_connected(
                 self.register, "register the monitor", reconnect_backoff_cap(self._timeout)
@@ -287,17 +287,16 @@ class Monitor:
             while not self._supervision.stopping:
                 try:
                     reported = self.tick()
-                    backoff = 0.0
+                    backoff.succeeded()
                 except TRANSIENT as exc:
                     self.forget()
-                    backoff = min(backoff * 2 or 0.1, reconnect_backoff_cap(self._timeout))
-                    logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                    backoff.failed(exc)
                     reported = 0
-                if burst and not reported and not backoff:
+                if burst and not reported and not backoff.delay:
                     return
                 if not reported:
                     # Never so long that the watch of the other monitors has a gap.
-                    self._supervision.sleep(backoff or min(self._interval, beat_interval(self._timeout)))
+                    self._supervision.sleep(backoff.delay or min(self._interval, beat_interval(self._timeout)))
             self._report_what_is_left()
         finally:
             try:

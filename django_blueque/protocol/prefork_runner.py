@@ -37,7 +37,7 @@ from .identity import beating_listener_id, unique_node
 from .liveness import beat_interval, reconnect_backoff_cap
 from .proctitle import set_title
 from .replies import strings
-from .supervision import TRANSIENT, Supervision, run_child
+from .supervision import TRANSIENT, Backoff, Supervision, run_child
 from .work import (
     EXIT_REDIS_LOST,
     EXIT_TAKEN_OVER,
@@ -271,8 +271,7 @@ class PreforkRunner:
         heartbeat = Heartbeat(self._interval, listener.beat, self._redis_lost_after)
         done = 0
         next_beat = 0.0
-        backoff = 0.0
-        max_backoff = reconnect_backoff_cap(self._timeout)
+        backoff = Backoff(reconnect_backoff_cap(self._timeout), logger)
         try:
             while not self._child_stop and done < self._max_tasks_per_child:
                 try:
@@ -281,11 +280,9 @@ class PreforkRunner:
                         next_beat = time.monotonic() + self._interval
                     set_title(f"blueque-worker child: listening on {', '.join(self._queues)} ({done} done)")
                     task = listener.listen(timeout=0 if burst else self._block)
-                    backoff = 0.0
+                    backoff.succeeded()
                 except TRANSIENT as exc:
-                    backoff = min(backoff * 2 or 0.1, max_backoff)
-                    logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
-                    time.sleep(backoff)
+                    time.sleep(backoff.failed(exc))
                     continue
                 if task is None:
                     if burst:

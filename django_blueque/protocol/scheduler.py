@@ -31,7 +31,7 @@ from .identity import SCHEDULER, role_id
 from .liveness import beat_interval, prune_heartbeats, reconnect_backoff_cap
 from .queue import new_task_id
 from .replies import optional_strings, string, string_set, strings
-from .supervision import TRANSIENT, Supervision
+from .supervision import TRANSIENT, Backoff, Supervision
 
 if TYPE_CHECKING:
     from .client import Client
@@ -234,19 +234,18 @@ class Scheduler:
     def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> None:
         """Tick every ``interval`` seconds until stopped (SIGTERM/SIGINT); with ``burst``, once."""
         self._supervision.open(install_signal_handlers=install_signal_handlers)
-        backoff = 0.0
+        backoff = Backoff(reconnect_backoff_cap(self._timeout), logger)
         try:
             while not self._supervision.stopping:
                 try:
                     self.tick()
-                    backoff = 0.0
+                    backoff.succeeded()
                 except TRANSIENT as exc:
                     self.forget()
-                    backoff = min(backoff * 2 or 0.1, reconnect_backoff_cap(self._timeout))
-                    logger.warning("Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                    backoff.failed(exc)
                 if burst:
                     return
-                self._supervision.sleep(backoff or self._interval)
+                self._supervision.sleep(backoff.delay or self._interval)
         finally:
             try:
                 self.deregister()

@@ -51,6 +51,33 @@ def run_child(body: Callable[[], int]) -> NoReturn:
         os._exit(status)
 
 
+class Backoff:
+    """The wait after each Redis error in a row, for every long-running loop.
+
+    From 0.1 s, doubling up to ``cap``, with a log line per error and one when
+    Redis answers again.
+    """
+
+    def __init__(self, cap: float, log: logging.Logger = logger) -> None:
+        self.cap = cap
+        self.delay = 0.0
+        self.failures = 0
+        self._log = log
+
+    def failed(self, exc: BaseException) -> float:
+        """An error: the seconds to wait before the next try."""
+        self.failures += 1
+        self.delay = min(self.delay * 2 or 0.1, self.cap)
+        self._log.warning("Redis unavailable (%s); retrying in %.1fs", exc, self.delay)
+        return self.delay
+
+    def succeeded(self) -> None:
+        if self.failures:
+            self._log.warning("Redis answers again, after %d failed attempt(s)", self.failures)
+        self.delay = 0.0
+        self.failures = 0
+
+
 class Supervision:
     """Stop requests (signals, :meth:`stop`) and interruptible sleeps of one long-running process."""
 
