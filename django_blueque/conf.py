@@ -28,6 +28,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .protocol.defaults import (
     DEFAULT_FAILED_RESULT_TTL,
     DEFAULT_LISTENER_TIMEOUT,
+    DEFAULT_LOST_REDIS,
     DEFAULT_MAX_RECOVERIES,
     DEFAULT_MAX_RELEASES,
     DEFAULT_RESULT_TTL,
@@ -68,7 +69,7 @@ class BluequeSettings:
     max_releases: int = DEFAULT_MAX_RELEASES
     #: "continue": a worker cut off from Redis lets its tasks run on; "stop": it stops
     #: them before anyone may recover them, so no task ever runs twice at once.
-    lost_redis: str = "continue"
+    lost_redis: str = DEFAULT_LOST_REDIS
     #: Seconds a reported complete (failed) task stays readable before deletion.
     result_ttl: float = DEFAULT_RESULT_TTL
     failed_result_ttl: float = DEFAULT_FAILED_RESULT_TTL
@@ -99,7 +100,7 @@ def get_settings() -> BluequeSettings:
         listener_timeout=float(raw.get("LISTENER_TIMEOUT", DEFAULT_LISTENER_TIMEOUT)),
         max_recoveries=int(raw.get("MAX_RECOVERIES", DEFAULT_MAX_RECOVERIES)),
         max_releases=int(raw.get("MAX_RELEASES", DEFAULT_MAX_RELEASES)),
-        lost_redis=raw.get("LOST_REDIS", "continue"),
+        lost_redis=raw.get("LOST_REDIS", DEFAULT_LOST_REDIS),
         result_ttl=float(raw.get("RESULT_TTL", DEFAULT_RESULT_TTL)),
         failed_result_ttl=float(raw.get("FAILED_RESULT_TTL", DEFAULT_FAILED_RESULT_TTL)),
         max_parameters=int(raw.get("MAX_PARAMETERS", DEFAULT_MAX_PARAMETERS)),

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from .protocol.defaults import MIN_LISTENER_TIMEOUT
+from .protocol.defaults import LOST_REDIS_CHOICES, MIN_LISTENER_TIMEOUT
 from .protocol.keys import validate_queue_name
 
 KNOWN_KEYS = frozenset(
@@ -40,8 +40,6 @@ KNOWN_KEYS = frozenset(
 )
 QUEUE_KEYS = frozenset({"CONCURRENCY", "HANDLER"})
 URL_SCHEMES = ("redis", "rediss", "unix")
-#: What a worker that cannot reach Redis does with its running tasks (see docs/worker.md).
-LOST_REDIS_CHOICES = ("continue", "stop")
 
 
 @dataclass(frozen=True)

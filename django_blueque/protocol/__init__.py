@@ -18,8 +18,9 @@ from .prefork_runner import PreforkRunner
 from .processes import describe_status
 from .processor import Processor
 from .queue import Queue, new_task_id
+from .runner import WorkerOptions
 from .scheduler import RUN_ONCE, SKIP, Every, PeriodicTask, Scheduler
-from .supervision import run_child
+from .supervision import Supervision, reap_exited, run_child
 from .task import COMPLETE, FAILED, PENDING, RESERVED, SCHEDULED, STARTED, STATUSES, Task
 from .work import class_path
 
@@ -35,6 +36,7 @@ __all__ = [
     "Retry",
     "ForkingRunner",
     "PreforkRunner",
+    "WorkerOptions",
     "forking_runner",
     "inline_runner",
     "class_path",
@@ -65,6 +67,8 @@ __all__ = [
     # Processes
     "describe_status",
     "run_child",
+    "reap_exited",
+    "Supervision",
     # Defaults and limits
     "defaults",
     # Statuses

@@ -30,3 +30,10 @@ DEFAULT_BATCH = 100
 DUE_BATCH = 500
 #: Seconds a dead listener's heartbeat is kept before it is forgotten.
 HEARTBEAT_MEMORY = 24 * 3600.0
+#: What a worker does with its running tasks when it cannot reach Redis:
+#: let them run on, or stop them before another worker may take them over.
+LOST_REDIS_CONTINUE, LOST_REDIS_STOP = "continue", "stop"
+LOST_REDIS_CHOICES = (LOST_REDIS_CONTINUE, LOST_REDIS_STOP)
+DEFAULT_LOST_REDIS = LOST_REDIS_CONTINUE
+#: Tasks a prefork worker's child runs before it is replaced.
+DEFAULT_MAX_TASKS_PER_CHILD = 1000

@@ -26,44 +26,24 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import liveness
-from .defaults import (
-    DEFAULT_BLOCK_TIMEOUT,
-    DEFAULT_LISTENER_TIMEOUT,
-    DEFAULT_MAX_RECOVERIES,
-    DEFAULT_MAX_RELEASES,
-    MIN_LISTENER_TIMEOUT,
-)
 from .errors import TaskNotOwned
-from .liveness import Run, beat_interval, reconnect_backoff_cap
+from .identity import hostname
+from .liveness import Run
 from .processes import describe_status
 from .proctitle import set_title
-from .supervision import TRANSIENT, Backoff, Supervision, run_child
+from .runner import PREFORK_ONLY, Runner
+from .supervision import TRANSIENT, Backoff, Escalation, reap_exited, run_child
 from .task import Task
-from .work import (
-    EXIT_REDIS_LOST,
-    EXIT_TAKEN_OVER,
-    Heartbeat,
-    RedisWatchdog,
-    TaskCallback,
-    perform,
-    stop_after_redis_lost,
-)
+from .work import EXIT_REDIS_LOST, EXIT_TAKEN_OVER, Heartbeat, RedisWatchdog, TaskCallback, perform
 
 if TYPE_CHECKING:
     from .client import Client
     from .listener import Listener
 
 logger = logging.getLogger(__name__)
-
-#: Seconds between SIGTERM and SIGKILL when stopping a child.
-KILL_AFTER = 10.0
-
-
-#: What a worker does with its running tasks when it cannot reach Redis.
-CONTINUE, STOP = "continue", "stop"
 
 
 @dataclass
@@ -74,23 +54,12 @@ class Child:
     queue: str
     #: The attempt its start records (the task's count so far, plus one).
     attempt: int
-    stop_sent_at: float | None = None
     #: Stopped because another worker took its task over, or because Redis was lost.
     taken_over: bool = False
     redis_lost: bool = False
 
     def run(self, pid: int) -> Run:
         return Run(self.task.id, pid, self.attempt)
-
-
-def check_options(concurrency: int, listener_timeout: float, lost_redis: str) -> None:
-    """Refuse options no runner can work with."""
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
-    if listener_timeout < MIN_LISTENER_TIMEOUT:
-        raise ValueError(f"listener_timeout must be at least {MIN_LISTENER_TIMEOUT:g}s, not {listener_timeout}")
-    if lost_redis not in (CONTINUE, STOP):
-        raise ValueError(f"lost_redis must be {CONTINUE!r} or {STOP!r}, not {lost_redis!r}")
 
 
 def describe_exit(status: int) -> str:
@@ -101,8 +70,16 @@ def describe_exit(status: int) -> str:
     return f"{describe_status(status)} without recording an outcome"
 
 
-class ForkingRunner:
-    """Listens on one or more queues, in priority order, and runs each task in a forked child."""
+class ForkingRunner(Runner):
+    """Listens on one or more queues, in priority order, and runs each task in a forked child.
+
+    Takes :class:`~.runner.WorkerOptions` as keywords (``queue_limits`` caps
+    the tasks of a queue run at once). ``prepare(task)`` runs in this process
+    before forking for a task, e.g. to import its code once here rather than
+    in every child.
+    """
+
+    other_mode_options = PREFORK_ONLY
 
     def __init__(
         self,
@@ -111,80 +88,45 @@ class ForkingRunner:
         task_callback: TaskCallback,
         concurrency: int = 1,
         *,
-        queue_limits: dict[str, int] | None = None,
-        block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
         before_fork: Callable[[], None] | None = None,
-        listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
-        max_recoveries: int = DEFAULT_MAX_RECOVERIES,
-        max_releases: int = DEFAULT_MAX_RELEASES,
-        lost_redis: str = CONTINUE,
-        grace: float | None = None,
-        max_tasks: int | None = None,
         prepare: Callable[[Task], None] | None = None,
+        **options: Any,
     ) -> None:
-        check_options(concurrency, listener_timeout, lost_redis)
-        self._client = client
-        self._queues = (queues,) if isinstance(queues, str) else tuple(queues)
-        self._callback = task_callback
-        self._concurrency = concurrency
-        self._limits = dict(queue_limits or {})
-        self._before_fork = before_fork
-        # Run in this process before forking for a task, e.g. to import its
-        # code once here rather than in every child.
+        super().__init__(client, queues, task_callback, concurrency, before_fork=before_fork, **options)
         self._prepare = prepare
-        self._timeout = listener_timeout
-        self._interval = beat_interval(listener_timeout)
-        self._block = min(block_timeout, self._interval)
-        self._max_recoveries = max_recoveries
-        self._max_releases = max_releases
-        self._redis_lost_after = stop_after_redis_lost(listener_timeout) if lost_redis == STOP else None
-        self._grace = grace
-        self._max_tasks = max_tasks
         self._children: dict[int, Child] = {}
         self._unsettled: list[tuple[Child, str | None]] = []
-        self._supervision = Supervision()
-        self.tasks_run = 0
-        #: Tasks started here that went back to pending unfinished (a stop, Redis out of reach).
-        self.tasks_released = 0
-        self._announced = 0
+        self._escalation = Escalation()
+        #: Tasks forked for, for ``max_tasks``.
+        self._forked = 0
 
-    def stop(self) -> None:
-        """Stop taking tasks; :meth:`run` returns once running tasks end. Signal-safe."""
-        self._supervision.stop()
-
-    def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> int:
-        """Serve the queues until stopped; return how many tasks ran here (to an outcome, or lost).
-
-        Tasks given back to pending unfinished (a stop) are not counted; see
-        :attr:`tasks_released`. With ``burst``, return once no task is pending
-        and none is running.
-        """
-        self._supervision.open(install_signal_handlers=install_signal_handlers)
+    def _serve(self, burst: bool) -> None:
+        options = self.options
         listener = self._supervision.until_connected(
             lambda: self._client.get_listener(
                 *self._queues,
-                block_timeout=self._block,
+                block_timeout=options.block,
                 heartbeat=True,
-                timeout=self._timeout,
-                max_recoveries=self._max_recoveries,
-                max_releases=self._max_releases,
+                timeout=options.listener_timeout,
+                max_recoveries=options.max_recoveries,
+                max_releases=options.max_releases,
             ),
             "register the worker",
-            reconnect_backoff_cap(self._timeout),
+            options.backoff_cap,
         )
         if listener is None:  # stopped before Redis answered
-            self._supervision.close()
-            return 0
+            return
         recovery = self._client.recovery(
             self._queues,
-            timeout=self._timeout,
-            max_recoveries=self._max_recoveries,
-            max_releases=self._max_releases,
+            timeout=options.listener_timeout,
+            max_recoveries=options.max_recoveries,
+            max_releases=options.max_releases,
             exclude=[listener.id],
         )
-        watchdog = None if self._redis_lost_after is None else RedisWatchdog(self._redis_lost_after, self._redis_lost)
+        lost_after = options.redis_lost_after
+        watchdog = None if lost_after is None else RedisWatchdog(lost_after, self._redis_lost)
         try:
-            self._serve(listener, recovery, watchdog, burst)
+            self._listen(listener, recovery, watchdog, burst)
         except BaseException:
             logger.exception("Runner stopping after an unexpected error")
             self.stop()
@@ -197,32 +139,20 @@ class ForkingRunner:
                 listener.close()
             except TRANSIENT:
                 logger.warning("Could not deregister listener %s: Redis unavailable; recovery will", listener.id)
-            self._supervision.close()
-        if self._announced:
-            logger.warning(
-                "Stopped: %d task(s) ran, %d went back to pending",
-                self.tasks_run - self.tasks_released,
-                self.tasks_released,
-            )
-        return self.tasks_run - self.tasks_released
 
     def _announce_stop(self) -> None:
-        """Say at once what a stop request does. From the loop: a signal handler must not log."""
-        signals = self._supervision.signals
-        if signals == self._announced:
-            return
-        self._announced = signals
+        """Say at once what a stop request does."""
+        signals = self._new_stop_request()
         running = len(self._children)
         if signals == 1:
             if not running:
                 logger.warning("Stopping: no task is running")
                 return
-            grace = "" if self._grace is None else f"; after {self._grace:g}s they are stopped and go back to pending"
             logger.warning(
                 "Stopping: waiting for %d running task(s) to finish%s; send SIGTERM (or Ctrl-C) again to put them "
                 "back in pending now",
                 running,
-                grace,
+                self._grace_note(),
             )
         elif signals == 2:
             logger.warning("Stopping now: %d running task(s) go back to pending", running)
@@ -251,11 +181,12 @@ class ForkingRunner:
                 child.redis_lost = True
                 os.kill(pid, signal.SIGKILL)
 
-    def _serve(
+    def _listen(
         self, listener: Listener, recovery: liveness.Recovery, watchdog: RedisWatchdog | None, burst: bool
     ) -> None:
+        interval, block, max_tasks = self.options.beat_interval, self.options.block, self.options.max_tasks
         next_beat = next_recovery = 0.0
-        backoff = Backoff(reconnect_backoff_cap(self._timeout), logger)
+        backoff = Backoff(self.options.backoff_cap, logger)
         while True:
             try:
                 self._reap()
@@ -263,7 +194,7 @@ class ForkingRunner:
                 now = time.monotonic()
                 if now >= next_beat:
                     self._beat(listener, watchdog)
-                    next_beat = now + self._interval
+                    next_beat = now + interval
                 if self._supervision.stopping:
                     self._announce_stop()
                     if not self._children and not self._unsettled:
@@ -274,7 +205,7 @@ class ForkingRunner:
                 if now >= next_recovery:
                     recovery.poll()
                     next_recovery = now + recovery.interval * random.uniform(0.8, 1.0)
-                if self._max_tasks is not None and self.tasks_run >= self._max_tasks:
+                if max_tasks is not None and self._forked >= max_tasks:
                     self.stop()
                     continue
                 eligible = self._eligible_queues()
@@ -282,7 +213,7 @@ class ForkingRunner:
                     self._supervision.wait(min(next_beat, next_recovery) - now)
                     continue
                 set_title(f"blueque-worker: listening on {', '.join(eligible)} ({len(self._children)} running)")
-                task = listener.listen(timeout=0 if burst else min(self._block, recovery.interval), queues=eligible)
+                task = listener.listen(timeout=0 if burst else min(block, recovery.interval), queues=eligible)
                 backoff.succeeded()
                 if task is not None:
                     self._fork(task)
@@ -296,12 +227,13 @@ class ForkingRunner:
                 self._supervision.wait(backoff.failed(exc))
 
     def _eligible_queues(self) -> list[str]:
-        if len(self._children) >= self._concurrency:
+        concurrency, limits = self.options.concurrency, self.options.queue_limits
+        if len(self._children) >= concurrency:
             return []
         running: dict[str, int] = {}
         for child in self._children.values():
             running[child.queue] = running.get(child.queue, 0) + 1
-        return [q for q in self._queues if running.get(q, 0) < self._limits.get(q, self._concurrency)]
+        return [q for q in self._queues if running.get(q, 0) < limits.get(q, concurrency)]
 
     def _fork(self, task: Task) -> None:
         if self._prepare is not None:
@@ -316,7 +248,7 @@ class ForkingRunner:
             self._run_in_child(task)
         # The reserve script checked that the count is a whole number.
         self._children[pid] = Child(task, task.queue or "", int(task.fields.get("attempt") or 0) + 1)
-        self.tasks_run += 1
+        self._forked += 1
         logger.info("Task %s runs in process %d", task.id, pid)
 
     def _run_in_child(self, task: Task) -> None:
@@ -328,7 +260,7 @@ class ForkingRunner:
         def beat(runs: list[Run]) -> list[str]:
             return liveness.beat(self._client.scripts, beater=None, owner=owner, runs=runs)[1]
 
-        heartbeat = Heartbeat(self._interval, beat, self._redis_lost_after)
+        heartbeat = Heartbeat(self.options.beat_interval, beat, self.options.redis_lost_after)
 
         def body() -> int:
             try:
@@ -340,26 +272,27 @@ class ForkingRunner:
         run_child(body)
 
     def _reap(self) -> None:
-        while self._children:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-            if pid == 0:
-                return
+        for pid, status in reap_exited():
             child = self._children.pop(pid, None)
+            asked_to_stop = self._escalation.forget(pid)
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
             if child is None or code == 0:
+                if child is not None:
+                    self.tasks_run += 1
                 continue
             if child.taken_over or code == EXIT_TAKEN_OVER:
                 logger.warning("Task %s: its run here was stopped; another worker runs it", child.task.id)
+                self.tasks_run += 1
                 continue
             if child.redis_lost or code == EXIT_REDIS_LOST:
                 self._unsettled.append((child, None))  # back to pending once Redis answers
             elif self._supervision.stopping and (
-                child.stop_sent_at is not None or (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
+                asked_to_stop or (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
             ):
                 # Stopped by us or with us (a SIGTERM to the whole group): not its fault.
                 self._unsettled.append((child, None))
             else:
-                reason = f"process {pid} on {os.uname().nodename} {describe_exit(status)}"
+                reason = f"process {pid} on {hostname()} {describe_exit(status)}"
                 logger.error("Task %s: %s", child.task.id, reason)
                 self._unsettled.append((child, reason))
 
@@ -371,22 +304,17 @@ class ForkingRunner:
             logger.info("Task %s %s", child.task.id, outcome)
             if outcome == "released":
                 self.tasks_released += 1
+            else:
+                self.tasks_run += 1
             self._unsettled.pop(0)
 
     def _stop_children_past_grace(self) -> None:
-        stopping_since = self._supervision.stopping_since
-        assert stopping_since is not None
-        now = time.monotonic()
-        past_grace = self._grace is not None and now - stopping_since >= self._grace
-        if not (past_grace or self._supervision.signals >= 2):
+        if not self._supervision.past_grace(self.options.grace):
             return
         for pid, child in self._children.items():
-            if child.stop_sent_at is None:
+            if self._escalation.ask(pid):
                 logger.warning("Stopping task %s (process %d); it goes back to pending", child.task.id, pid)
-                child.stop_sent_at = now
-                os.kill(pid, signal.SIGTERM)
-            elif now - child.stop_sent_at >= KILL_AFTER:
-                os.kill(pid, signal.SIGKILL)
+        self._escalation.kill_overdue()
 
     def _finish(self, listener: Listener, watchdog: RedisWatchdog | None) -> None:
         """Wait for every child and settle its task, whatever stopped the loop."""
@@ -399,7 +327,7 @@ class ForkingRunner:
                     self._announce_stop()
                     self._beat(listener, watchdog)
                     self._stop_children_past_grace()
-                    self._supervision.wait(min(self._interval, 1.0))
+                    self._supervision.wait(min(self.options.beat_interval, 1.0))
             except TRANSIENT as exc:
                 logger.warning("Redis unavailable while stopping (%s)", exc)
                 self._supervision.wait(1.0)
@@ -413,34 +341,19 @@ def run(
     *,
     burst: bool = False,
     install_signal_handlers: bool = True,
-    block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
     before_fork: Callable[[], None] | None = None,
-    listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
-    max_recoveries: int = DEFAULT_MAX_RECOVERIES,
-    max_releases: int = DEFAULT_MAX_RELEASES,
-    lost_redis: str = CONTINUE,
-    grace: float | None = None,
-    max_tasks: int | None = None,
+    prepare: Callable[[Task], None] | None = None,
+    **options: Any,
 ) -> int:
     """Serve ``queue`` with ``concurrency`` forked processes, as in Blueque 1.0.
 
     ``task_callback(task)`` runs in the child and returns the result string
     (or ``None`` for an empty one); an exception fails the task with its
-    message. With ``burst``, return once the queue is drained. Returns the
-    number of tasks run.
+    message. With ``burst``, return once the queue is drained. ``options``
+    are :class:`~.runner.WorkerOptions`, as for :class:`ForkingRunner`.
+    Returns the number of tasks run.
     """
     runner = ForkingRunner(
-        client,
-        queue,
-        task_callback,
-        concurrency,
-        block_timeout=block_timeout,
-        before_fork=before_fork,
-        listener_timeout=listener_timeout,
-        max_recoveries=max_recoveries,
-        max_releases=max_releases,
-        lost_redis=lost_redis,
-        grace=grace,
-        max_tasks=max_tasks,
+        client, queue, task_callback, concurrency, before_fork=before_fork, prepare=prepare, **options
     )
     return runner.run(burst=burst, install_signal_handlers=install_signal_handlers)

@@ -22,31 +22,24 @@ serves every queue in priority order); use the forking runner for them.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import signal
+import struct
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import keys
-from .defaults import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
 from .errors import TaskNotOwned
-from .forking_runner import CONTINUE, KILL_AFTER, STOP, check_options, describe_exit
-from .identity import beating_listener_id, unique_node
-from .liveness import beat_interval, reconnect_backoff_cap
+from .forking_runner import describe_exit
+from .identity import beating_listener_id, hostname, unique_node
 from .proctitle import set_title
 from .replies import strings
-from .supervision import TRANSIENT, Backoff, Supervision, run_child
-from .work import (
-    EXIT_REDIS_LOST,
-    EXIT_TAKEN_OVER,
-    Heartbeat,
-    TaskCallback,
-    perform,
-    stop_after_redis_lost,
-    with_retries,
-)
+from .runner import FORK_ONLY, Runner
+from .supervision import KILL_AFTER, TRANSIENT, Backoff, Escalation, reap_exited, run_child
+from .work import EXIT_REDIS_LOST, EXIT_TAKEN_OVER, Heartbeat, TaskCallback, perform, with_retries
 
 if TYPE_CHECKING:
     from .client import Client
@@ -66,8 +59,51 @@ def resident_memory_mb() -> float:
         return 0.0
 
 
-class PreforkRunner:
-    """Runs tasks in ``concurrency`` long-lived children, each a listener; see the module's doc."""
+class Tally:
+    """How many tasks each child has run, in memory shared with the parent.
+
+    One 8-byte slot per child, written only by that child while it lives and
+    read by the parent once it is reaped, so no lock is needed (a child killed
+    with SIGKILL could not release one).
+    """
+
+    SLOT = struct.Struct("q")
+
+    def __init__(self, slots: int) -> None:
+        self._memory = mmap.mmap(-1, self.SLOT.size * slots)
+        self._free = list(range(slots))
+        self._slot_of: dict[int, int] = {}
+
+    def take_slot(self) -> int:
+        """A free slot, for the next child (zeroed)."""
+        slot = self._free.pop()
+        self.SLOT.pack_into(self._memory, slot * self.SLOT.size, 0)
+        return slot
+
+    def assign(self, pid: int, slot: int) -> None:
+        self._slot_of[pid] = slot
+
+    def write(self, slot: int, count: int) -> None:
+        """In a child: the tasks it has run so far."""
+        self.SLOT.pack_into(self._memory, slot * self.SLOT.size, count)
+
+    def release(self, pid: int) -> int:
+        """A child was reaped: what it ran; its slot is free again."""
+        slot = self._slot_of.pop(pid)
+        self._free.append(slot)
+        count: int = self.SLOT.unpack_from(self._memory, slot * self.SLOT.size)[0]
+        return count
+
+
+class PreforkRunner(Runner):
+    """Runs tasks in ``concurrency`` long-lived children, each a listener; see the module's doc.
+
+    Takes :class:`~.runner.WorkerOptions` as keywords (``max_tasks_per_child``
+    and ``max_memory_mb`` say when a child is replaced; ``max_tasks`` caps
+    each child and stops replacing them).
+    """
+
+    other_mode_options = FORK_ONLY
 
     def __init__(
         self,
@@ -76,70 +112,47 @@ class PreforkRunner:
         task_callback: TaskCallback,
         concurrency: int = 1,
         *,
-        block_timeout: float = DEFAULT_BLOCK_TIMEOUT,
         before_fork: Callable[[], None] | None = None,
-        listener_timeout: float = DEFAULT_LISTENER_TIMEOUT,
-        max_recoveries: int = DEFAULT_MAX_RECOVERIES,
-        max_releases: int = DEFAULT_MAX_RELEASES,
-        lost_redis: str = CONTINUE,
-        grace: float | None = None,
-        max_tasks: int | None = None,
-        max_tasks_per_child: int = 1000,
-        max_memory_mb: float | None = None,
+        **options: Any,
     ) -> None:
-        check_options(concurrency, listener_timeout, lost_redis)
-        self._client = client
-        self._queues = (queues,) if isinstance(queues, str) else tuple(queues)
-        self._callback = task_callback
-        self._concurrency = concurrency
-        self._before_fork = before_fork
-        self._timeout = listener_timeout
-        self._interval = beat_interval(listener_timeout)
-        self._block = min(block_timeout, self._interval)
-        self._max_recoveries = max_recoveries
-        self._max_releases = max_releases
-        self._redis_lost_after = stop_after_redis_lost(listener_timeout) if lost_redis == STOP else None
+        super().__init__(client, queues, task_callback, concurrency, before_fork=before_fork, **options)
         # The node name of this worker's children: its own random token, so
         # the ids of its children are told from any other process's.
         self._node = unique_node()
-        self._grace = grace
         # With max_tasks each child runs at most that many and is not replaced.
-        self._respawn = max_tasks is None
-        self._max_tasks_per_child = max_tasks_per_child if max_tasks is None else min(max_tasks, max_tasks_per_child)
-        self._max_memory_mb = max_memory_mb
-        self._children: dict[int, float | None] = {}  # pid -> when we asked it to stop
-        self._announced = 0
-        self._supervision = Supervision()
+        self._respawn = self.options.max_tasks is None
+        self._children: set[int] = set()
+        # A child is asked to finish its task and leave; SIGKILL once the
+        # grace period (if any) and KILL_AFTER have passed.
+        self._escalation = Escalation(KILL_AFTER + (self.options.grace or 0))
+        self._tally = Tally(self.options.concurrency)
         self._child_stop = False
 
-    def stop(self) -> None:
-        self._supervision.stop()
-
-    def run(self, *, burst: bool = False, install_signal_handlers: bool = True) -> int:
-        """Run children until stopped (or, with ``burst``, until the queues are drained).
-
-        Returns how many children were started.
-        """
-        self._supervision.open(install_signal_handlers=install_signal_handlers)
+    def _serve(self, burst: bool) -> None:
+        options = self.options
         started = 0
         # Children would crash, and be replaced, in a loop while Redis is not there yet.
-        self._supervision.until_connected(self._client.redis.ping, "start", reconnect_backoff_cap(self._timeout))
+        self._supervision.until_connected(self._client.redis.ping, "start", options.backoff_cap)
         if self._supervision.stopping:  # stopped before Redis answered
-            self._supervision.close()
-            return started
+            return
         recovery = self._client.recovery(
-            self._queues, timeout=self._timeout, max_recoveries=self._max_recoveries, max_releases=self._max_releases
+            self._queues,
+            timeout=options.listener_timeout,
+            max_recoveries=options.max_recoveries,
+            max_releases=options.max_releases,
         )
         next_recovery = 0.0
         try:
             while True:
                 drained = self._reap()
                 if not self._supervision.stopping and not (burst and drained):
-                    while len(self._children) < self._concurrency and (self._respawn or started < self._concurrency):
+                    while len(self._children) < options.concurrency and (
+                        self._respawn or started < options.concurrency
+                    ):
                         self._spawn(burst)
                         started += 1
                 if not self._children:
-                    return started
+                    return
                 if self._supervision.stopping:
                     self._announce_stop()
                     self._stop_children()
@@ -158,21 +171,16 @@ class PreforkRunner:
                 self._reap()
                 if self._children:
                     self._supervision.wait(0.5)
-            self._supervision.close()
 
     def _announce_stop(self) -> None:
-        """Say at once what a stop request does. From the loop: a signal handler must not log."""
-        signals = self._supervision.signals
-        if signals == self._announced:
-            return
-        self._announced = signals
+        """Say at once what a stop request does."""
+        signals = self._new_stop_request()
         if signals == 1:
-            grace = "" if self._grace is None else f"; after {self._grace:g}s they are stopped and go back to pending"
             logger.warning(
                 "Stopping: each of %d child process(es) finishes the task it runs, if any%s; send SIGTERM (or "
                 "Ctrl-C) again to put running tasks back in pending now",
                 len(self._children),
-                grace,
+                self._grace_note(),
             )
         elif signals == 2:
             logger.warning("Stopping now: running tasks go back to pending")
@@ -180,106 +188,128 @@ class PreforkRunner:
     def _spawn(self, burst: bool) -> None:
         if self._before_fork is not None:
             self._before_fork()
+        slot = self._tally.take_slot()
         pid = os.fork()
         if pid == 0:
-            self._child_main(burst)
-        self._children[pid] = None
+            self._child_main(burst, slot)
+        self._tally.assign(pid, slot)
+        self._children.add(pid)
 
     def _reap(self) -> bool:
-        """Reap exited children, giving back what they left; True if one found the queues drained."""
-        drained = False
-        while self._children:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-            if pid == 0:
-                break
-            stop_sent = self._children.pop(pid, None)
+        """Reap exited children, counting their tasks and giving back what they left; True if one found the
+        queues drained."""
+        drained = requeued = False
+        for pid, status in reap_exited():
+            if pid not in self._children:
+                continue
+            self._children.discard(pid)
+            self.tasks_run += self._tally.release(pid)
+            asked_to_stop = self._escalation.forget(pid)
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
             if code in (RECYCLE, DRAINED):
                 drained = drained or code == DRAINED
                 continue
-            stopped_by_us = stop_sent is not None and self._supervision.stopping
+            stopped_by_us = asked_to_stop and self._supervision.stopping
             if code == EXIT_TAKEN_OVER:
                 logger.warning("Child %d stopped its task: another worker took it over", pid)
             lost = (
                 None
                 if stopped_by_us or code in (EXIT_TAKEN_OVER, EXIT_REDIS_LOST)
-                else f"process {pid} on {os.uname().nodename} {describe_exit(status)}"
+                else f"process {pid} on {hostname()} {describe_exit(status)}"
             )
-            self._give_back_tasks_of(beating_listener_id(self._node, pid), lost)
-        return drained
+            requeued = self._give_back_tasks_of(beating_listener_id(self._node, pid), lost) or requeued
+        # A task given back to pending is not drained, even in a burst.
+        return drained and not requeued
 
-    def _give_back_tasks_of(self, listener_id: str, lost: str | None) -> None:
-        """Give back what an ended child left in its lists (a run of another worker's is left alone)."""
+    def _give_back_tasks_of(self, listener_id: str, lost: str | None) -> bool:
+        """Give back what an ended child left in its lists (a run of another worker's is left alone).
+
+        True if a task went back to pending to run again.
+        """
+        options = self.options
+        requeued = False
 
         def give_back() -> None:
+            nonlocal requeued
             listener = self._client.get_listener(
                 *self._queues,
                 listener_id=listener_id,
-                timeout=self._timeout,
-                max_recoveries=self._max_recoveries,
-                max_releases=self._max_releases,
+                timeout=options.listener_timeout,
+                max_recoveries=options.max_recoveries,
+                max_releases=options.max_releases,
             )
             for queue in self._queues:
                 for task_id in strings(self._client.redis.lrange(keys.reserved(queue, listener_id), 0, -1)):
                     outcome = listener.give_back(self._client.get_task(task_id), lost=lost)
                     logger.warning("Task %s of ended child %s: %s", task_id, listener_id, outcome)
+                    if outcome == "released":
+                        self.tasks_released += 1
+                    elif outcome != "not-ours":
+                        self.tasks_run += 1
+                    requeued = requeued or outcome == "requeued"
             listener.close()
 
         with_retries(give_back, f"giving back the tasks of child {listener_id}")
+        return requeued
 
     def _stop_children(self) -> None:
-        stopping_since = self._supervision.stopping_since
-        assert stopping_since is not None
-        now = time.monotonic()
-        hard = self._supervision.signals >= 2 or (self._grace is not None and now - stopping_since >= self._grace)
-        for pid, stop_sent in list(self._children.items()):
-            if stop_sent is None:
-                os.kill(pid, signal.SIGTERM)  # finish the current task, then leave
-                self._children[pid] = now
-            elif hard or now - stop_sent >= KILL_AFTER + (self._grace or 0):
-                os.kill(pid, signal.SIGKILL)
+        hard = self._supervision.past_grace(self.options.grace)
+        for pid in self._children:
+            self._escalation.ask(pid)  # finish the current task, then leave
+            if hard:
+                self._escalation.kill(pid)
+        self._escalation.kill_overdue()
 
     # The child.
 
     def _on_child_signal(self, signum: int, frame: FrameType | None) -> None:
         self._child_stop = True
 
-    def _child_main(self, burst: bool) -> None:
+    def _child_main(self, burst: bool, slot: int) -> None:
         self._supervision.in_child()
         # SIGTERM from the parent: finish the task in hand, then leave.
         signal.signal(signal.SIGTERM, self._on_child_signal)
-        run_child(lambda: self._child_loop(burst))
+        run_child(lambda: self._child_loop(burst, slot))
 
-    def _child_loop(self, burst: bool) -> int:
+    def _child_loop(self, burst: bool, slot: int) -> int:
+        options = self.options
         listener = self._client.get_listener(
             *self._queues,
-            block_timeout=self._block,
+            block_timeout=options.block,
             listener_id=beating_listener_id(self._node),
             heartbeat=True,
-            timeout=self._timeout,
-            max_recoveries=self._max_recoveries,
-            max_releases=self._max_releases,
+            timeout=options.listener_timeout,
+            max_recoveries=options.max_recoveries,
+            max_releases=options.max_releases,
         )
         # An earlier child with our pid (so our id) may have left tasks in our lists.
         recovery = self._client.recovery(
-            self._queues, timeout=self._timeout, max_recoveries=self._max_recoveries, max_releases=self._max_releases
+            self._queues,
+            timeout=options.listener_timeout,
+            max_recoveries=options.max_recoveries,
+            max_releases=options.max_releases,
         )
         for queue in self._queues:
             recovery.recover_listener(queue, listener.id)
         # The listener's own heartbeat would stop while a task runs in this
         # thread: the task's heartbeat thread beats for both.
-        heartbeat = Heartbeat(self._interval, listener.beat, self._redis_lost_after)
+        heartbeat = Heartbeat(options.beat_interval, listener.beat, options.redis_lost_after)
+        most = (
+            options.max_tasks_per_child
+            if options.max_tasks is None
+            else min(options.max_tasks, options.max_tasks_per_child)
+        )
         done = 0
         next_beat = 0.0
-        backoff = Backoff(reconnect_backoff_cap(self._timeout), logger)
+        backoff = Backoff(options.backoff_cap, logger)
         try:
-            while not self._child_stop and done < self._max_tasks_per_child:
+            while not self._child_stop and done < most:
                 try:
                     if time.monotonic() >= next_beat:
                         listener.beat()
-                        next_beat = time.monotonic() + self._interval
+                        next_beat = time.monotonic() + options.beat_interval
                     set_title(f"blueque-worker child: listening on {', '.join(self._queues)} ({done} done)")
-                    task = listener.listen(timeout=0 if burst else self._block)
+                    task = listener.listen(timeout=0 if burst else options.block)
                     backoff.succeeded()
                 except TRANSIENT as exc:
                     time.sleep(backoff.failed(exc))
@@ -294,9 +324,10 @@ class PreforkRunner:
                 except TaskNotOwned as exc:
                     logger.warning("Not running task %s: %s", task.id, exc)
                 done += 1
-                if self._max_memory_mb is not None and resident_memory_mb() > self._max_memory_mb:
+                self._tally.write(slot, done)
+                if options.max_memory_mb is not None and resident_memory_mb() > options.max_memory_mb:
                     logger.info(
-                        "Child %d leaves after %d tasks: memory above %s MiB", os.getpid(), done, self._max_memory_mb
+                        "Child %d leaves after %d tasks: memory above %s MiB", os.getpid(), done, options.max_memory_mb
                     )
                     break
         finally:

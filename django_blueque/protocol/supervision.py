@@ -1,9 +1,16 @@
-"""Stop requests and sleeping, for the long-running processes (runners, scheduler, monitor).
+"""The skeleton of every long-running process (runners, scheduler, monitor, blueque_run).
 
-SIGTERM and SIGINT are counted (a second one asks for a harder stop) and,
-like SIGCHLD, wake :meth:`Supervision.wait` at once through a wakeup fd: the
-process sleeps in ``select`` rather than polling, and a signal handler only
-sets flags (it must not take locks or touch Redis).
+* :class:`Supervision`: stop requests and sleeping. SIGTERM and SIGINT are
+  counted (a second one asks for a harder stop) and, like SIGCHLD, wake
+  :meth:`Supervision.wait` at once through a wakeup fd: the process sleeps in
+  ``select`` rather than polling, and a signal handler only sets flags (it
+  must not take locks or touch Redis).
+* :class:`Backoff` and :meth:`Supervision.until_connected`: waiting for Redis.
+* :func:`reap_exited` and :class:`Escalation`: a parent's children, reaped
+  without blocking and stopped politely first, then with SIGKILL.
+* :func:`run_child`: the body of a forked child.
+
+The runners' options are :class:`~.runner.WorkerOptions`.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
@@ -27,6 +34,9 @@ T = TypeVar("T")
 
 #: Errors that mean Redis could not be reached (or did not answer in time): wait and try again.
 TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+#: Seconds between asking a child to stop and killing it with SIGKILL.
+KILL_AFTER = 10.0
 
 #: Longest sleep without a wakeup fd (signal handlers not installed): nothing
 #: else tells the process that a child ended.
@@ -49,6 +59,55 @@ def run_child(body: Callable[[], int]) -> NoReturn:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
+
+
+def reap_exited() -> Iterator[tuple[int, int]]:
+    """``(pid, wait status)`` of each child that has ended, without blocking."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:  # no child left
+            return
+        if pid == 0:
+            return
+        yield pid, status
+
+
+class Escalation:
+    """Stopping children: each is sent one polite signal, then SIGKILL once ``kill_after`` has passed.
+
+    Call :meth:`forget` when a child is reaped: its pid may be reused.
+    """
+
+    def __init__(self, kill_after: float = KILL_AFTER) -> None:
+        self.kill_after = kill_after
+        self._asked: dict[int, float] = {}
+
+    def ask(self, pid: int, sig: int = signal.SIGTERM) -> bool:
+        """Send ``sig`` unless already asked; True if sent now."""
+        if pid in self._asked:
+            return False
+        self._asked[pid] = time.monotonic()
+        os.kill(pid, sig)
+        return True
+
+    def asked(self, pid: int) -> bool:
+        return pid in self._asked
+
+    def kill(self, pid: int) -> None:
+        self._asked.setdefault(pid, time.monotonic())
+        os.kill(pid, signal.SIGKILL)
+
+    def kill_overdue(self) -> None:
+        """SIGKILL every child asked at least ``kill_after`` seconds ago (and not yet forgotten)."""
+        now = time.monotonic()
+        for pid, since in self._asked.items():
+            if now - since >= self.kill_after:
+                os.kill(pid, signal.SIGKILL)
+
+    def forget(self, pid: int) -> bool:
+        """A child was reaped; True if it had been asked to stop."""
+        return self._asked.pop(pid, None) is not None
 
 
 class Backoff:
@@ -83,6 +142,8 @@ class Supervision:
 
     def __init__(self) -> None:
         self.signals = 0
+        #: Signals received so far, by number.
+        self.received: dict[int, int] = {}
         self.stopping_since: float | None = None
         self._read = self._write = -1
         self._installed = False
@@ -93,6 +154,14 @@ class Supervision:
     def stopping(self) -> bool:
         return self.stopping_since is not None
 
+    def past_grace(self, grace: float | None) -> bool:
+        """Stopping, and either a second signal came or ``grace`` seconds (if any) have passed."""
+        if self.stopping_since is None:
+            return False
+        if self.signals >= 2:
+            return True
+        return grace is not None and time.monotonic() - self.stopping_since >= grace
+
     def stop(self) -> None:
         """Ask the process to stop. Signal-safe."""
         if self.stopping_since is None:
@@ -100,6 +169,7 @@ class Supervision:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signals += 1
+        self.received[signum] = self.received.get(signum, 0) + 1
         self.stop()
 
     def open(self, *, install_signal_handlers: bool = True) -> None:

@@ -34,7 +34,7 @@ def test_one_command_runs_scheduled_tasks_and_signals_them(
     worker_pid = min(children_of(run.pid))
     os.kill(worker_pid, signal.SIGKILL)
     wait_for(lambda: len(children_of(run.pid)) == 3 and worker_pid not in children_of(run.pid), 20, "a restart")
-    killed = "killed by SIGKILL; restarting it"
+    killed = "killed by SIGKILL; restarting it in 1s"
     assert f"(process {worker_pid}) {killed}" in (tmp_path / "worker-0.log").read_text()
 
     # The killed worker's listener is found dead and removed by the others.

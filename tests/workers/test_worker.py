@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -12,11 +14,15 @@ from tests.workers.conftest import Spawn, events, wait_for
 
 
 @pytest.mark.parametrize("mode", ["fork", "prefork"])
-def test_burst_runs_django_and_raw_tasks_then_exits(blueque: Client, spawn_worker: Spawn, mode: str) -> None:
+def test_burst_runs_django_and_raw_tasks_then_exits(
+    blueque: Client, spawn_worker: Spawn, mode: str, tmp_path: Path
+) -> None:
     results = [tasks.sleep.enqueue(0) for _ in range(6)]
     raw = blueque.get_queue("raw").enqueue("abc")
     worker = spawn_worker("--burst", "--mode", mode, "--concurrency", "3")
     assert worker.wait(60) == 0
+    # Both modes count the same thing: the tasks that ran.
+    assert (tmp_path / "worker-0.log").read_text().rstrip().endswith("Ran 7 task(s).")
     assert [tasks.sleep.get_result(r.id).status for r in results] == [TaskResultStatus.SUCCESSFUL] * 6
     assert blueque.get_task(raw).result == "cba"
     stats = blueque.queue_stats()

@@ -13,19 +13,17 @@ when all have stopped.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import signal
 import time
-from types import FrameType
 from typing import Any
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
-from django_blueque.protocol import describe_status, run_child
+from django_blueque.protocol import Supervision, describe_status, reap_exited, run_child
 
 from ._common import (
     ALLOW_UNKNOWN,
@@ -42,18 +40,25 @@ PR_SET_PDEATHSIG = 1
 
 logger = logging.getLogger("django_blueque")
 
+#: Seconds before a child that died is started again, doubling while it keeps dying.
+FIRST_PAUSE, LONGEST_PAUSE = 1.0, 30.0
 
-def stop_with_parent() -> None:
+
+def stop_with_parent(parent: int) -> None:
     """Have the kernel send SIGTERM to this process when its parent dies (Linux).
 
     The monitor runs in a process group of its own, so a kill of blueque_run's
     group (kill -9 of the whole tree) would otherwise leave it running alone.
     """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The symbols already loaded: looking libc up by name would start a subprocess.
+        libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         logger.debug("Cannot ask to be stopped with the parent on this system")
+        return
+    if os.getppid() != parent:  # it died before the call: no signal will come
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Command(BaseCommand):
@@ -103,29 +108,31 @@ class Command(BaseCommand):
             "monitor": ["blueque_monitor", *verbosity],
         }
         self.children: dict[int, str] = {}
-        self.stopping = False
         self.monitor_stopped = False
-        previous = signal.signal(signal.SIGTERM, self.on_sigterm), signal.signal(signal.SIGINT, self.on_sigint)
+        self.supervision = Supervision()
+        self.supervision.open()
         try:
             for role in self.roles:
                 self.start(role)
             self.supervise()
         finally:
-            signal.signal(signal.SIGTERM, previous[0])
-            signal.signal(signal.SIGINT, previous[1])
+            self.supervision.close()
 
-    def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        self.stopping = True
-        for pid, role in self.children.items():
-            if role != "monitor":
-                os.kill(pid, signal.SIGTERM)
+    def pass_sigterm_on(self, passed: int) -> int:
+        """Send the worker and the scheduler each SIGTERM received since ``passed``; the count so far.
 
-    def on_sigint(self, signum: int, frame: FrameType | None) -> None:
-        self.stopping = True
+        SIGINT is not passed on: a terminal sends it to the whole group already.
+        """
+        received = self.supervision.received.get(signal.SIGTERM, 0)
+        for _ in range(received - passed):
+            for pid, role in self.children.items():
+                if role != "monitor":
+                    os.kill(pid, signal.SIGTERM)
+        return received
 
     def stop_the_monitor_after_the_worker(self) -> None:
         roles = set(self.children.values())
-        if self.stopping and "worker" not in roles and "monitor" in roles and not self.monitor_stopped:
+        if self.supervision.stopping and "worker" not in roles and "monitor" in roles and not self.monitor_stopped:
             self.monitor_stopped = True
             for pid, role in self.children.items():
                 if role == "monitor":
@@ -133,13 +140,14 @@ class Command(BaseCommand):
 
     def start(self, role: str) -> None:
         connections.close_all()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self.supervision.in_child()
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             if role == "monitor":
                 os.setpgid(0, 0)  # out of the terminal's Ctrl-C: stopped after the worker
-                stop_with_parent()
+                stop_with_parent(parent)
 
             def body() -> int:
                 call_command(*self.roles[role])
@@ -150,15 +158,31 @@ class Command(BaseCommand):
         logger.info("blueque_run: %s started (process %d)", role, pid)
 
     def supervise(self) -> None:
-        pauses = dict.fromkeys(self.roles, 1.0)
-        while self.children:
+        pauses = dict.fromkeys(self.roles, FIRST_PAUSE)
+        restart_at: dict[str, float] = {}
+        passed = 0
+        while self.children or (restart_at and not self.supervision.stopping):
+            passed = self.pass_sigterm_on(passed)
             self.stop_the_monitor_after_the_worker()
-            pid, status = os.waitpid(-1, 0)
-            role = self.children.pop(pid, None)
-            if role is None or self.stopping:
-                continue
-            logger.error("blueque_run: the %s (process %d) %s; restarting it", role, pid, describe_status(status))
-            time.sleep(pauses[role])
-            pauses[role] = min(pauses[role] * 2, 30.0)
-            if not self.stopping:
-                self.start(role)
+            for pid, status in reap_exited():
+                role = self.children.pop(pid, None)
+                if role is None or self.supervision.stopping:
+                    continue
+                logger.error(
+                    "blueque_run: the %s (process %d) %s; restarting it in %gs",
+                    role,
+                    pid,
+                    describe_status(status),
+                    pauses[role],
+                )
+                restart_at[role] = time.monotonic() + pauses[role]
+                pauses[role] = min(pauses[role] * 2, LONGEST_PAUSE)
+            now = time.monotonic()
+            for role, when in list(restart_at.items()):
+                if self.supervision.stopping:
+                    restart_at.clear()
+                elif when <= now:
+                    del restart_at[role]
+                    self.start(role)
+            next_restart = min(restart_at.values(), default=now + 1.0)
+            self.supervision.wait(min(next_restart - now, 1.0))

@@ -11,7 +11,7 @@ from django.db import connections
 from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
 from django_blueque.execution import prepare, run_task
-from django_blueque.protocol import ForkingRunner, PreforkRunner
+from django_blueque.protocol import ForkingRunner, PreforkRunner, defaults
 
 from ._common import add_allow_unknown, add_log_format, configure_logging, known_queues, positive, queue_names
 
@@ -51,8 +51,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--max-tasks-per-child",
             type=positive(int),
-            default=1000,
-            help="prefork: replace a child after this many tasks (default: 1000).",
+            default=defaults.DEFAULT_MAX_TASKS_PER_CHILD,
+            help=f"prefork: replace a child after this many tasks (default: {defaults.DEFAULT_MAX_TASKS_PER_CHILD}).",
         )
         parser.add_argument(
             "--max-memory",
@@ -67,8 +67,9 @@ class Command(BaseCommand):
         queues = queue_names(options["queues"], known=known_queues(options)) or list(config.queues)
         limits = {name: config.queues[name].concurrency for name in queues if name in config.queues}
         concurrency = options["concurrency"] or sum(limits.get(name, 1) for name in queues)
-        common: dict[str, Any] = {
-            "before_fork": connections.close_all,
+        fork = options["mode"] == "fork"
+        # WorkerOptions' fields, those of the other mode left at their defaults.
+        worker_options: dict[str, Any] = {
             "listener_timeout": config.listener_timeout,
             "max_recoveries": config.max_recoveries,
             "max_releases": config.max_releases,
@@ -77,9 +78,16 @@ class Command(BaseCommand):
             "max_tasks": options["max_tasks"],
         }
         runner: ForkingRunner | PreforkRunner
-        if options["mode"] == "fork":
+        if fork:
             runner = ForkingRunner(
-                get_client(), queues, run_task, concurrency, queue_limits=limits, prepare=prepare, **common
+                get_client(),
+                queues,
+                run_task,
+                concurrency,
+                before_fork=connections.close_all,
+                prepare=prepare,
+                queue_limits=limits,
+                **worker_options,
             )
         else:
             runner = PreforkRunner(
@@ -87,17 +95,15 @@ class Command(BaseCommand):
                 queues,
                 run_task,
                 concurrency,
+                before_fork=connections.close_all,
                 max_tasks_per_child=options["max_tasks_per_child"],
                 max_memory_mb=options["max_memory"],
-                **common,
+                **worker_options,
             )
         logging.getLogger("django_blueque").info(
             "Worker serving %s with %d slot(s), %s mode", ", ".join(queues), concurrency, options["mode"]
         )
         ran = runner.run(burst=options["burst"])
         if options["verbosity"] >= 1:
-            if isinstance(runner, ForkingRunner):
-                released = f"; {runner.tasks_released} went back to pending" if runner.tasks_released else ""
-                self.stdout.write(f"Ran {ran} task(s){released}.")
-            else:
-                self.stdout.write(f"Stopped; {ran} child process(es) ran.")
+            released = f"; {runner.tasks_released} went back to pending" if runner.tasks_released else ""
+            self.stdout.write(f"Ran {ran} task(s){released}.")

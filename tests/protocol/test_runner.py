@@ -1,0 +1,107 @@
+"""What the two runners share: their options, and what ``run()`` counts."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import re
+import signal
+from typing import Any
+
+import pytest
+
+from django_blueque.protocol import Client, ForkingRunner, PreforkRunner, Task, WorkerOptions, forking_runner
+
+
+def echo(task: Task) -> str:
+    return (task.parameters or "").upper()
+
+
+def die_on_request(task: Task) -> str:
+    if task.parameters == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return task.parameters or ""
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"concurrency": 0}, "concurrency must be at least 1, not 0"),
+        ({"listener_timeout": 0.5}, "listener_timeout must be at least 1s, not 0.5"),
+        ({"block_timeout": 0}, "block_timeout must be above 0, not 0"),
+        ({"max_recoveries": -1}, "max_recoveries must be at least 0, not -1"),
+        ({"max_releases": 0}, "max_releases must be at least 1, not 0"),
+        ({"lost_redis": "panic"}, "lost_redis must be one of ('continue', 'stop'), not 'panic'"),
+        ({"grace": -1.0}, "grace must be at least 0, not -1.0"),
+        ({"grace": float("nan")}, "grace must be at least 0, not nan"),
+        ({"max_tasks": 0}, "max_tasks must be at least 1, not 0"),
+        ({"queue_limits": {"q": 0}}, "every queue limit must be at least 1, not {'q': 0}"),
+        ({"max_tasks_per_child": 0}, "max_tasks_per_child must be at least 1, not 0"),
+        ({"max_memory_mb": 0}, "max_memory_mb must be above 0, not 0"),
+    ],
+)
+def test_bad_options_are_refused_by_both_runners_alike(options: dict[str, Any], message: str) -> None:
+    pattern = "^" + re.escape(message) + "$"
+    with pytest.raises(ValueError, match=pattern):
+        WorkerOptions(**options)
+    for runner in (ForkingRunner, PreforkRunner):
+        if not runner.other_mode_options & options.keys():
+            with pytest.raises(ValueError, match=pattern):
+                runner(Client("redis://127.0.0.1:1"), "q", echo, **options)
+
+
+def test_an_unknown_option_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="timeout_forever"):
+        ForkingRunner(Client("redis://127.0.0.1:1"), "q", echo, timeout_forever=True)
+
+
+@pytest.mark.parametrize(
+    ("runner", "option"),
+    [
+        (ForkingRunner, {"max_memory_mb": 100.0}),
+        (ForkingRunner, {"max_tasks_per_child": 5}),
+        (PreforkRunner, {"queue_limits": {"q": 1}}),
+    ],
+)
+def test_an_option_of_the_other_mode_is_refused(
+    runner: type[ForkingRunner | PreforkRunner], option: dict[str, Any]
+) -> None:
+    (name,) = option
+    with pytest.raises(ValueError, match=f"^{runner.__name__} does not take {name}$"):
+        runner(Client("redis://127.0.0.1:1"), "q", echo, **option)
+
+
+def test_forking_run_takes_every_option_the_class_takes() -> None:
+    names = {field.name for field in dataclasses.fields(WorkerOptions)} - {"concurrency"}
+    run = inspect.signature(forking_runner.run).parameters
+    runner = inspect.signature(ForkingRunner).parameters
+    # Both take the class's own keywords by name and WorkerOptions through **options.
+    assert {"before_fork", "prepare"} <= run.keys() & runner.keys()
+    assert run["options"].kind is inspect.Parameter.VAR_KEYWORD
+    assert not names & run.keys()  # one definition: WorkerOptions, not a copy in the signature
+
+
+def test_forking_run_passes_queue_limits_and_prepare(client: Client) -> None:
+    ids = [client.get_queue("q").enqueue(str(i)) for i in range(3)]
+    prepared: list[str] = []
+    ran = forking_runner.run(
+        client, "q", echo, 2, burst=True, prepare=lambda task: prepared.append(task.id), queue_limits={"q": 1}
+    )
+    assert ran == 3
+    assert prepared == ids
+
+
+@pytest.mark.parametrize("runner", [ForkingRunner, PreforkRunner])
+def test_both_runners_count_the_tasks_that_ran_lost_ones_included(
+    client: Client, runner: type[ForkingRunner | PreforkRunner]
+) -> None:
+    queue = client.get_queue("q")
+    ids = [queue.enqueue(str(i)) for i in range(5)]
+    dying = queue.enqueue("die")
+    worker = runner(client, "q", die_on_request, 2, max_recoveries=1)
+    # Five tasks to an outcome, and the dying one twice: its first loss, then its failure.
+    assert worker.run(burst=True) == 7
+    assert (worker.tasks_run, worker.tasks_released) == (7, 0)
+    assert [t.status for t in client.get_tasks(ids)] == ["complete"] * 5
+    assert client.get_task(dying).status == "failed"
