@@ -27,9 +27,8 @@ import os
 import signal
 import struct
 import time
-from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import keys
 from .errors import TaskNotOwned
@@ -39,10 +38,10 @@ from .proctitle import set_title
 from .replies import strings
 from .runner import FORK_ONLY, Runner
 from .supervision import KILL_AFTER, TRANSIENT, Backoff, Escalation, reap_exited, run_child
-from .work import EXIT_REDIS_LOST, EXIT_TAKEN_OVER, Heartbeat, TaskCallback, perform, with_retries
+from .work import EXIT_REDIS_LOST, EXIT_TAKEN_OVER, Heartbeat, perform, with_retries
 
 if TYPE_CHECKING:
-    from .client import Client
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -105,17 +104,7 @@ class PreforkRunner(Runner):
 
     other_mode_options = FORK_ONLY
 
-    def __init__(
-        self,
-        client: Client,
-        queues: str | Sequence[str],
-        task_callback: TaskCallback,
-        concurrency: int = 1,
-        *,
-        before_fork: Callable[[], None] | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(client, queues, task_callback, concurrency, before_fork=before_fork, **options)
+    def _setup(self) -> None:
         # The node name of this worker's children: its own random token, so
         # the ids of its children are told from any other process's.
         self._node = unique_node()

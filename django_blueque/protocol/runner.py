@@ -165,6 +165,10 @@ class Runner:
         #: Tasks started here that went back to pending unfinished (a stop, Redis out of reach).
         self.tasks_released = 0
         self._announced = 0
+        self._setup()
+
+    def _setup(self) -> None:
+        """The state of the runner's own mode, once the options are known."""
 
     def stop(self) -> None:
         """Stop taking tasks; :meth:`run` returns once the running ones are done. Signal-safe."""
