@@ -99,7 +99,6 @@ class Operations:
         max_releases: int = DEFAULT_MAX_RELEASES,
     ) -> None:
         self.client = client
-        self._client = client
         self._redis = client.redis
         self._timeout = listener_timeout
         self._max_recoveries = max_recoveries
@@ -141,7 +140,7 @@ class Operations:
         now = time.time()
 
         def move_one(task_id: str, queue: str) -> str:
-            return "moved" if self._client.get_queue(queue).move_due([task_id], now) else "not-scheduled"
+            return "moved" if self.client.get_queue(queue).move_due([task_id], now) else "not-scheduled"
 
         return self._each(Outcome("run_now", "moved"), task_ids, move_one)
 
@@ -158,7 +157,7 @@ class Operations:
     def delete(self, task_ids: Sequence[str]) -> Outcome:
         """Delete finished (complete or failed) tasks: hash and id."""
         outcome = Outcome("delete", "deleted")
-        for task_id, task in zip(task_ids, self._client.get_tasks(task_ids), strict=True):
+        for task_id, task in zip(task_ids, self.client.get_tasks(task_ids), strict=True):
             if not task.exists or task.queue is None:
                 outcome.results[task_id] = "gone"
                 continue
@@ -184,7 +183,7 @@ class Operations:
         """
         outcome = Outcome("requeue", "requeued")
         server_now, uptime = self._server_clock()
-        for task_id, task in zip(task_ids, self._client.get_tasks(task_ids), strict=True):
+        for task_id, task in zip(task_ids, self.client.get_tasks(task_ids), strict=True):
             listener = task.fields.get("node")
             if not task.exists or task.queue is None:
                 outcome.results[task_id] = "gone"
@@ -201,7 +200,7 @@ class Operations:
                 judged, task_judged = verdict
             reason = "requeued by an operator" + (" (forced)" if force else "")
             word = recover_task(
-                self._client.scripts,
+                self.client.scripts,
                 task.queue,
                 listener,
                 task_id,
@@ -333,7 +332,7 @@ class Operations:
     def _older(self, task_ids: list[str], older_than: float | None) -> list[str]:
         if older_than is None:
             return task_ids
-        return [task.id for task in self._client.get_tasks(task_ids) if (task.updated or 0.0) < older_than]
+        return [task.id for task in self.client.get_tasks(task_ids) if (task.updated or 0.0) < older_than]
 
 
 __all__ = ["ACTIONS", "DEFAULT_BATCH", "Operations", "Outcome"]
