@@ -11,7 +11,8 @@ class BluequeConfig(AppConfig):
 
     def ready(self) -> None:
         from . import conf
-        from .checks import check_settings
+        from .checks import check_redis_server, check_settings
 
         setting_changed.connect(conf.clear, dispatch_uid="django_blueque.conf.clear")
         checks.register(check_settings)
+        checks.register(check_redis_server)

@@ -80,6 +80,10 @@ BLUEQUE = {
     },
 }
 
+# The demo's Redis is a development one, without an append-only file; a
+# production Redis should have one, and then this check stays on.
+SILENCED_SYSTEM_CHECKS = ["django_blueque.W003"]
+
 TASKS = {
     "default": {
         "BACKEND": "django_blueque.backends.BluequeBackend",

@@ -7,17 +7,20 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import django
 import pytest
+import redis
 from django.core.checks import run_checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from pytest_django import Settings as SettingsWrapper
 
 from tests.django.conftest import BACKEND
+from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS = "redis://127.0.0.1:6379/0"
@@ -25,10 +28,85 @@ HANDLER = "tests.django.tasks.shout"
 DJANGO_REDIS_CACHE = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS}
 
 
+#: What the Redis server's own configuration risks: it depends on the server the settings name.
+SERVER_WARNINGS = ("django_blueque.W002", "django_blueque.W003")
+
+
 def ids(settings: SettingsWrapper, blueque: Any, tasks: dict[str, Any] | None = None) -> list[str]:
     settings.BLUEQUE = blueque
     settings.TASKS = tasks or {"default": {"BACKEND": BACKEND, "QUEUES": []}}
-    return [message.id for message in run_checks() if message.id and message.id.startswith("django_blueque.")]
+    return [
+        message.id
+        for message in run_checks()
+        if message.id and message.id.startswith("django_blueque.") and message.id not in SERVER_WARNINGS
+    ]
+
+
+def server_warnings(settings: SettingsWrapper, redis_url: str) -> dict[str, str]:
+    settings.BLUEQUE = {"REDIS_URL": redis_url}
+    return {m.id: m.msg for m in run_checks() if m.id in SERVER_WARNINGS}
+
+
+@pytest.fixture
+def server(redis_url: str, redis_server: RedisServer | None) -> Iterator[redis.Redis]:
+    """The private server, whose configuration the test may change: restored afterwards."""
+    if redis_server is None:
+        pytest.skip("changes the server's configuration: needs the suite's private redis-server")
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    saved = {name: str(conn.config_get(name)[name]) for name in ("maxmemory", "maxmemory-policy", "appendonly", "save")}
+    yield conn
+    for name, value in saved.items():
+        conn.config_set(name, value)
+    conn.close()
+
+
+def test_a_redis_that_may_evict_keys_is_a_warning(
+    settings: SettingsWrapper, redis_url: str, server: redis.Redis
+) -> None:
+    server.config_set("maxmemory", "100mb")
+    server.config_set("maxmemory-policy", "allkeys-lru")
+    warned = server_warnings(settings, redis_url)
+    assert warned["django_blueque.W002"].startswith(
+        "Redis may evict keys when it is full (maxmemory-policy allkeys-lru)"
+    )
+    server.config_set("maxmemory-policy", "volatile-lru")
+    assert "results before their RESULT_TTL" in server_warnings(settings, redis_url)["django_blueque.W002"]
+    server.config_set("maxmemory-policy", "noeviction")
+    assert "django_blueque.W002" not in server_warnings(settings, redis_url)
+    server.config_set("maxmemory", "0")  # no limit: nothing is ever evicted
+    server.config_set("maxmemory-policy", "allkeys-lru")
+    assert "django_blueque.W002" not in server_warnings(settings, redis_url)
+
+
+def test_a_redis_without_an_append_only_file_is_a_warning(
+    settings: SettingsWrapper, redis_url: str, server: redis.Redis
+) -> None:
+    server.config_set("appendonly", "no")
+    server.config_set("save", "")
+    warned = server_warnings(settings, redis_url)
+    assert warned["django_blueque.W003"].startswith(
+        "Redis keeps no append-only file (appendonly no) and takes no snapshots"
+    )
+    server.config_set("save", "3600 1")
+    assert "only RDB snapshots (3600 1)" in server_warnings(settings, redis_url)["django_blueque.W003"]
+    server.config_set("appendonly", "yes")
+    assert "django_blueque.W003" not in server_warnings(settings, redis_url)
+
+
+def test_a_full_redis_that_evicts_nothing_refuses_new_tasks(blueque: Any, server: redis.Redis) -> None:
+    from django_blueque import EnqueueError
+    from tests.django import tasks
+
+    server.config_set("maxmemory-policy", "noeviction")
+    server.config_set("maxmemory", "1")  # below what Redis uses already: every write is refused
+    with pytest.raises(EnqueueError, match="command not allowed when used memory") as refused:
+        tasks.echo.enqueue(1, 2)
+    assert isinstance(refused.value.__cause__, redis.ResponseError)
+
+
+def test_the_server_checks_say_nothing_when_redis_does_not_answer(settings: SettingsWrapper) -> None:
+    settings.BLUEQUE = {"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_KWARGS": {"socket_connect_timeout": 0.5}}
+    assert [m.id for m in run_checks() if m.id in SERVER_WARNINGS] == []
 
 
 @pytest.mark.parametrize(
