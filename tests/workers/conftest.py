@@ -20,6 +20,7 @@ from tests.redis_server import RedisServer
 from tests.tcp_proxy import TcpProxy
 from tests.workers import recovery_tasks
 from tests.workers.runs import LISTENER_TIMEOUT, Journal, wait_for
+from tests.workers.schedulers import SpawnScheduler, kill
 
 ROOT = Path(__file__).resolve().parents[2]
 MANAGE = ROOT / "testproject" / "manage.py"
@@ -83,6 +84,39 @@ def spawn_worker(blueque: Client, redis_url: str, tmp_path: Path) -> Iterator[Sp
             process.wait(10)
     # Children of a worker killed above may outlive it for a moment.
     time.sleep(0.1)
+
+
+@pytest.fixture
+def spawn_scheduler(redis_url: str, tmp_path: Path) -> Iterator[SpawnScheduler]:
+    """Start ``manage.py blueque_scheduler`` with a settings module, in its own process group; all killed at the end.
+
+    The n-th one started logs to ``tmp_path / f"scheduler-{n}.log"`` (see ``tests.workers.schedulers.Fleet``).
+    """
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def spawn(settings_module: str) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "testproject")]),
+            "DJANGO_SETTINGS_MODULE": settings_module,
+            "BLUEQUE_REDIS_URL": redis_url,
+            "DEMO_DATABASE": str(tmp_path / "db.sqlite3"),
+        }
+        with open(tmp_path / f"scheduler-{len(processes)}.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(MANAGE), "blueque_scheduler", "--interval", "0.25"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, to kill it whole
+            )
+        processes.append(process)
+        return process
+
+    yield spawn
+    for process in processes:
+        kill(process)
 
 
 @pytest.fixture
