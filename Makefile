@@ -9,7 +9,7 @@ DJANGO6 := .venv-django6
 # A Python >= 3.12 for the Django 6.x leg of `make test`; empty when none is found.
 PYTHON312 ?= $(shell ./.ci/find-python312)
 
-.PHONY: demo test lint typecheck pytest test-django6 screenshots clean
+.PHONY: demo test lint typecheck pytest slow test-django6 screenshots clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,6 +43,10 @@ typecheck: $(BIN)/.installed
 
 pytest: $(BIN)/.installed $(BLUEQUE101)/.installed
 	$(BIN)/python -m pytest
+
+# The slow tests (tests/slow/, several minutes), left out of `make test`.
+slow: $(BIN)/.installed $(BLUEQUE101)/.installed
+	$(BIN)/python -m pytest -m slow
 
 test-django6:
 ifeq ($(PYTHON312),)

@@ -47,9 +47,7 @@ import math
 import os
 import queue
 import random
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -320,64 +318,23 @@ def measure(
 # --------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _ping(url: str, timeout: float) -> bool:
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            try:
-                return bool(client.ping())
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        return False
-    finally:
-        client.close()
-
-
 @contextmanager
-def private_redis(server: str) -> Iterator[str]:
-    """A fresh redis-server on a free port, without persistence; yields its URL."""
-    directory = tempfile.mkdtemp(prefix="listen-latency-")
-    proc: subprocess.Popen[bytes] | None = None
-    try:
-        for _attempt in range(3):  # another process may take the port before redis-server does
-            port = _free_port()
-            argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-            argv += ["--dir", directory, "--logfile", "redis.log", "--daemonize", "no"]
-            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            url = f"redis://127.0.0.1:{port}/0"
-            if _ping(url, timeout=5.0):
-                break
-            _stop(proc)
-            proc = None
-        else:
-            log_file = Path(directory, "redis.log")
-            tail = log_file.read_text(errors="replace").splitlines()[-5:] if log_file.exists() else []
-            raise BenchError(f"could not start {server}: " + (" / ".join(tail) or "no log"))
-        yield url
-    finally:
-        if proc is not None:
-            _stop(proc)
-        shutil.rmtree(directory, ignore_errors=True)
+def started_server(server: str) -> Iterator[str]:
+    """A fresh ``server`` (redis-server) on a free port, without persistence, started as the tests
+    start theirs (``tests/redis_server.py``); yields its URL."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.redis_server import RedisServer
 
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
+    with tempfile.TemporaryDirectory(prefix="listen-latency-") as directory:
         try:
-            proc.wait(timeout=EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=EXIT_TIMEOUT)
+            redis_server = RedisServer(Path(directory), server)
+            redis_server.start()
+        except (FileNotFoundError, RuntimeError) as exc:
+            raise BenchError(f"{exc}; install Redis or pass --redis-url") from None
+        try:
+            yield redis_server.url
+        finally:
+            redis_server.stop()
 
 
 @contextmanager
@@ -487,13 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     old_python = blueque_101_python(args.blueque_101_python)
     begun = time.monotonic()
     try:
-        if args.redis_url:
-            server = existing_redis(args.redis_url)
-        else:
-            path = shutil.which(args.redis_server)
-            if path is None:
-                raise BenchError(f"{args.redis_server} not found: install Redis or pass --redis-url")
-            server = private_redis(path)
+        server = existing_redis(args.redis_url) if args.redis_url else started_server(args.redis_server)
         with server as url:
             version = redis_version(url)
             ours = (args.samples, (0.030, 0.050), args.idle_seconds)

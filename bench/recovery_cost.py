@@ -13,8 +13,8 @@ fresh):
 * **Redis load per poller**, in percent of one core, with the default 60 s
   timeout (a poll every 15 s): what each worker's main process adds.
 
-A private ``redis-server`` (free port, no persistence) is started and stopped at
-the end. Run from the repository root (about 10 s)::
+A private ``redis-server`` (free port, no persistence; ``tests/redis_server.py``)
+is started and stopped at the end. Run from the repository root (about 10 s)::
 
     .venv/bin/python bench/recovery_cost.py
     .venv/bin/python bench/recovery_cost.py --sizes 10:100 100:1000 --polls 50
@@ -25,15 +25,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import log, private_redis
 from django_blueque.protocol import Client, keys
 from django_blueque.protocol.defaults import DEFAULT_LISTENER_TIMEOUT
 from django_blueque.protocol.liveness import beat_interval
+from tests.redis_server import RedisServer
 
 
 def fill(client: Client, listeners: int, running: int) -> None:
@@ -85,9 +86,13 @@ def main() -> int:
     parser.add_argument("--polls", type=int, default=20, help="polls per size (default 20)")
     args = parser.parse_args()
     sizes = [tuple(int(part) for part in size.split(":")) for size in args.sizes]
-    with private_redis(prefix="bench-recovery-") as env:
-        client = Client(env.redis_url)
-        log(f"redis {env.redis_version}, {args.polls} polls per size, a poll every {beat_interval(60):.0f}s at T=60")
+    with tempfile.TemporaryDirectory(prefix="bench-recovery-") as directory, RedisServer(Path(directory)) as server:
+        client = Client(server.url)
+        version = client.redis.info("server")["redis_version"]
+        print(
+            f"redis {version}, {args.polls} polls per size, a poll every {beat_interval(60):.0f}s at T=60",
+            file=sys.stderr,
+        )
         print("| listeners | running tasks | Redis ms per poll | client ms per poll | Redis load per poller |")
         print("|---:|---:|---:|---:|---:|")
         for listeners, running in sizes:

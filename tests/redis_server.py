@@ -60,6 +60,7 @@ class RedisServer:
                 except redis.ConnectionError:
                     pass
                 if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
                     raise RuntimeError(f"redis-server did not start; see {self.directory / 'redis.log'}")
                 time.sleep(0.02)
         finally:
@@ -74,3 +75,10 @@ class RedisServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
