@@ -9,7 +9,7 @@ DJANGO6 := .venv-django6
 # A Python >= 3.12 for the Django 6.x leg of `make test`; empty when none is found.
 PYTHON312 ?= $(shell ./.ci/find-python312)
 
-.PHONY: demo test lint typecheck pytest slow test-django6 screenshots clean
+.PHONY: demo test lint typecheck pytest slow reliability test-django6 screenshots clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,6 +43,16 @@ typecheck: $(BIN)/.installed
 
 pytest: $(BIN)/.installed $(BLUEQUE101)/.installed
 	$(BIN)/python -m pytest
+
+# The reliability suite at full size (tens of minutes); writes its figures into docs/reliability.md,
+# pass or fail. `make test` runs its short version.
+RELIABILITY_REPORT := .reliability-report.jsonl
+reliability: $(BIN)/.installed
+	rm -f $(RELIABILITY_REPORT)
+	status=0; BLUEQUE_RELIABILITY=full BLUEQUE_RELIABILITY_REPORT=$(CURDIR)/$(RELIABILITY_REPORT) \
+		$(BIN)/python -m pytest -s tests/reliability || status=$$?; \
+	$(BIN)/python -m tests.reliability.figures $(RELIABILITY_REPORT) docs/reliability.md; \
+	exit $$status
 
 # The slow tests (tests/slow/, several minutes), left out of `make test`.
 slow: $(BIN)/.installed $(BLUEQUE101)/.installed
