@@ -10,7 +10,7 @@ import redis as redis_py
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import introspection, keys, liveness, operations
+from . import faults, introspection, keys, liveness, operations
 from .defaults import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
 from .listener import Listener
 from .processor import Processor
@@ -67,6 +67,11 @@ class Client:
                 "This redis client resends commands after a connection error, which can move a task twice; "
                 "give it retry=Retry(NoBackoff(), 0)"
             )
+        # Fault injection, for tests only (see faults.py): unless BLUEQUE_CRASH_AT is
+        # set, as in production, nothing is wrapped and no call costs anything more.
+        plan = faults.from_environment()
+        if plan is not None:
+            faults.arm(self._redis, plan)
         self._scripts = Scripts(self._redis)
 
     @property
