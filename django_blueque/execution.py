@@ -26,7 +26,7 @@ from . import payload, progress, tasklog
 from .compat import TaskContext, TaskError, TaskResultStatus, normalize_json, task_backends, task_finished, task_started
 from .conf import get_settings
 from .protocol import Retry, Task, class_path
-from .results import set_return_value, to_task_result, update
+from .results import set_return_value, to_task_result, update, worker_ids
 from .retry import retry_or_raise
 
 logger = logging.getLogger(__name__)
@@ -88,8 +88,13 @@ def run_django_task(task: Task) -> str:
     backend = task_backends[data.backend]
     now = timezone.now()
     # ``task`` is the snapshot taken before it started: fill in the run.
-    worker_ids = [task.node] if task.node else []
-    update(result, status=TaskResultStatus.RUNNING, started_at=now, last_attempted_at=now, worker_ids=worker_ids)
+    update(
+        result,
+        status=TaskResultStatus.RUNNING,
+        started_at=now,
+        last_attempted_at=now,
+        worker_ids=worker_ids(task, current_attempt(task)),
+    )
     task_started.send(type(backend), task_result=result)
     django_task = result.task
     try:

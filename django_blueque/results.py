@@ -77,6 +77,17 @@ def earlier_errors(blueque_task: Task) -> list[dict[str, Any]]:
     return [entry for entry in found if isinstance(entry, dict)] if isinstance(found, list) else []
 
 
+def worker_ids(blueque_task: Task, attempts: int) -> list[str]:
+    """One entry per attempt, as Django counts attempts (``TaskResult.attempts`` is ``len(worker_ids)``).
+
+    The last is the task's node; the workers of earlier attempts are not
+    kept, and are given as empty strings.
+    """
+    if attempts < 1:
+        return []
+    return [""] * (attempts - 1) + [blueque_task.node or ""]
+
+
 def to_task_result(blueque_task: Task, backend_alias: str | None = None, *, to_run: bool = False) -> AnyTaskResult:
     """A ``TaskResult`` describing ``blueque_task``; ``NotADjangoTask`` if it is not one.
 
@@ -119,7 +130,7 @@ def to_task_result(blueque_task: Task, backend_alias: str | None = None, *, to_r
         kwargs=data.kwargs,
         backend=backend_alias or data.backend,
         errors=errors,
-        worker_ids=[blueque_task.node]
+        worker_ids=worker_ids(blueque_task, int(blueque_task.fields.get("attempt") or 0))
         if blueque_task.node and (finished or status == TaskResultStatus.RUNNING)
         else [],
     )

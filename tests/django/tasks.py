@@ -75,12 +75,15 @@ def shout(blueque_task: Any) -> str:
 
 #: Attempts seen per task id, by the flaky tasks below (they run in this process).
 ATTEMPTS: dict[str, int] = {}
+#: What ``context.attempt`` said at each run, per task id.
+CONTEXT_ATTEMPTS: dict[str, list[int]] = {}
 
 
 @task(takes_context=True)
 @retry(max_attempts=3, backoff=0, jitter=False, on=ValueError)
 def flaky(context: TaskContext, succeed_on: int, error: str = "ValueError") -> int:
     attempt = ATTEMPTS[context.task_result.id] = ATTEMPTS.get(context.task_result.id, 0) + 1
+    CONTEXT_ATTEMPTS.setdefault(context.task_result.id, []).append(context.attempt)
     if attempt < succeed_on:
         raise (ValueError if error == "ValueError" else TypeError)(f"attempt {attempt} failed")
     return attempt

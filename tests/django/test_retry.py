@@ -44,6 +44,16 @@ def test_a_flaky_task_succeeds_on_a_later_attempt(blueque: Client) -> None:
     assert blueque.get_task(result.id).fields["attempt"] == "3"
 
 
+def test_each_attempt_is_counted_as_django_counts_them(blueque: Client) -> None:
+    result = test_tasks.flaky.enqueue(succeed_on=3)
+    run_until_done(blueque)
+    # TaskContext.attempt and TaskResult.attempts are len(worker_ids) in Django: one entry per attempt.
+    assert test_tasks.CONTEXT_ATTEMPTS[result.id] == [1, 2, 3]
+    done = test_tasks.flaky.get_result(result.id)
+    assert done.attempts == 3
+    assert done.worker_ids[-1] == blueque.get_task(result.id).node
+
+
 def test_the_last_allowed_attempt_fails_for_good(blueque: Client) -> None:
     result = test_tasks.flaky.enqueue(succeed_on=10)
     assert run_until_done(blueque) == 3
