@@ -18,18 +18,42 @@ bytes (client to server, server to client).
 - :meth:`TcpProxy.hold_next` delays one command: it reaches Redis only at
   :meth:`TcpProxy.release`, and its client waits for the reply meanwhile.
 - :meth:`TcpProxy.reset_all` closes every connection at once.
+- :meth:`TcpProxy.chaos` does the above at random, command by command: loses
+  replies, delays commands, and closes connections halfway through a command
+  (Redis gets part of it, and drops it with the connection).
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
 import select
 import socket
 import threading
+import time
+from dataclasses import dataclass, field
 
 #: Seconds the accept loop waits before checking whether it is stopped.
 _POLL = 0.1
 _CHUNK = 65536
+
+
+@dataclass
+class Chaos:
+    """Odds, per chunk a client sends, of each fault :meth:`TcpProxy.chaos` injects."""
+
+    drop_reply: float = 0.0
+    cut_midway: float = 0.0
+    delay: float = 0.0
+    #: The longest delay, in seconds.
+    longest_delay: float = 0.5
+    seed: int | None = None
+    rng: random.Random = field(init=False)
+    #: Faults injected so far, by kind.
+    injected: dict[str, int] = field(default_factory=lambda: {"drop_reply": 0, "cut_midway": 0, "delay": 0})
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
 
 
 class _Direction:
@@ -104,7 +128,14 @@ class _Direction:
                 self.connection.held = True
                 self.buffer.insert(0, data)
                 return True
-            if proxy.take_drop(data):
+            chaos = proxy.take_chaos()
+            if chaos == "cut_midway":
+                with contextlib.suppress(OSError):
+                    self.dst.sendall(data[: max(1, len(data) // 2)])
+                return False
+            if chaos == "delay":
+                time.sleep(proxy.chaos_delay())
+            if chaos == "drop_reply" or proxy.take_drop(data):
                 self.connection.dropping.set()
         elif self.connection.dropping.is_set():
             # The reply to the marked command: swallow it and hang up on the client.
@@ -182,6 +213,7 @@ class TcpProxy:
         self._cut = False
         self._drop: bytes | None = None
         self._hold: bytes | None = None
+        self._chaos: Chaos | None = None
         self._stopped = threading.Event()
         self._accepter = threading.Thread(target=self._accept_loop, name=f"tcp-proxy-{self.port}", daemon=True)
         #: Connections accepted so far (for tests of the proxy itself).
@@ -218,6 +250,30 @@ class TcpProxy:
         """
         with self._lock:
             self._drop = matching
+
+    def chaos(self, chaos: Chaos | None) -> None:
+        """Inject faults at random on every connection (``None``: stop). ``chaos.injected`` counts them."""
+        with self._lock:
+            self._chaos = chaos
+
+    def take_chaos(self) -> str | None:
+        """The fault to inject on a chunk a client sends, if any."""
+        with self._lock:
+            chaos = self._chaos
+            if chaos is None:
+                return None
+            draw = chaos.rng.random()
+            for kind in ("drop_reply", "cut_midway", "delay"):
+                odds = float(getattr(chaos, kind))
+                if draw < odds:
+                    chaos.injected[kind] += 1
+                    return kind
+                draw -= odds
+            return None
+
+    def chaos_delay(self) -> float:
+        with self._lock:
+            return 0.0 if self._chaos is None else self._chaos.rng.uniform(0, self._chaos.longest_delay)
 
     def take_drop(self, data: bytes) -> bool:
         """Whether ``data`` (client to server) is the armed command; disarms if so."""

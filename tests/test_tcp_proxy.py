@@ -13,7 +13,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.tcp_proxy import TcpProxy
+from tests.tcp_proxy import Chaos, TcpProxy
 from tests.workers.runs import wait_for
 
 
@@ -197,4 +197,32 @@ def test_stop_closes_the_port(redis_url: str) -> None:
         conn.ping()
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", proxy.port), timeout=1):
         pass
+    conn.close()
+
+
+def test_chaos_loses_replies_cuts_commands_midway_and_delays_them(proxy: TcpProxy, direct: redis.Redis) -> None:
+    def connected() -> redis.Redis:
+        conn = through(proxy)
+        conn.ping()  # the handshake done before the chaos starts: the next chunk is the command
+        return conn
+
+    conn = connected()
+    proxy.chaos(Chaos(drop_reply=1.0))
+    with pytest.raises(redis.ConnectionError):
+        conn.set("ran", "1")
+    assert direct.get("ran") == "1"  # it ran; the reply was lost
+    proxy.chaos(None)
+    conn = connected()
+    proxy.chaos(Chaos(cut_midway=1.0))
+    with pytest.raises(redis.ConnectionError):
+        conn.set("cut", "1")
+    assert direct.get("cut") is None  # half a command: Redis dropped it with the connection
+    proxy.chaos(None)
+    conn = connected()
+    delays = Chaos(delay=1.0, longest_delay=0.2, seed=7)
+    proxy.chaos(delays)
+    assert conn.set("late", "1")
+    assert direct.get("late") == "1"
+    assert delays.injected == {"drop_reply": 0, "cut_midway": 0, "delay": 1}
+    proxy.chaos(None)
     conn.close()
