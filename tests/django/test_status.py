@@ -93,13 +93,22 @@ def test_watch_needs_a_positive_interval(blueque: Client) -> None:
         status("--watch", "0")
 
 
+def interruptible() -> None:
+    """In the child: Ctrl-C raises KeyboardInterrupt, even when this suite runs with SIGINT ignored
+    (a background job of a shell), which Python would otherwise pass on to the command."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _watch_output(redis_url: str, *, terminal: bool) -> str:
     """What ``blueque_status --watch 0.1`` writes for its first two refreshes, to a pipe or to a terminal."""
     manage = Path(__file__).resolve().parents[2] / "testproject" / "manage.py"
     env = {**os.environ, "BLUEQUE_REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
     leader, follower = pty.openpty() if terminal else os.pipe()
     process = subprocess.Popen(
-        [sys.executable, str(manage), "blueque_status", "--watch", "0.1"], env=env, stdout=follower
+        [sys.executable, str(manage), "blueque_status", "--watch", "0.1"],
+        env=env,
+        stdout=follower,
+        preexec_fn=interruptible,
     )
     os.close(follower)
     seen = b""
@@ -132,6 +141,7 @@ def test_watch_refreshes_until_interrupted(blueque: Client, redis_url: str) -> N
         env=env,
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     try:
         first = process.stdout.readline() if process.stdout else ""
