@@ -43,4 +43,4 @@ def run_forked(body: Callable[[], object], *, crash_at: str | None = None, timeo
             os.waitpid(pid, 0)
             raise AssertionError(f"forked child {pid} still ran after {timeout}s")
         time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+        delay = min(delay * 2, 0.01)
