@@ -6,7 +6,7 @@
         "default": {
             "BACKEND": "django_blueque.backends.BluequeBackend",
             "QUEUES": ["default"],
-            "OPTIONS": {"ENQUEUE_ON_COMMIT": False},
+            "OPTIONS": {"ENQUEUE_ON_COMMIT": False, "REPLICAS": 0, "REPLICA_TIMEOUT": 1.0},
         }
     }
 
@@ -32,7 +32,7 @@ from .compat import BaseTaskBackend, TaskResult, TaskResultDoesNotExist, TaskRes
 from .conf import get_settings
 from .connection import get_client
 from .exceptions import EnqueueError
-from .protocol import new_task_id
+from .protocol import NotReplicated, new_task_id
 from .results import as_datetime, to_task_result, update
 from .validation import problems
 
@@ -57,6 +57,10 @@ class BluequeBackend(BaseTaskBackend):
         self.enqueue_on_commit = bool(self.options.get("ENQUEUE_ON_COMMIT", False))
         #: The database whose transactions ``ENQUEUE_ON_COMMIT`` follows.
         self.database = str(self.options.get("DATABASE", "default"))
+        #: Replicas that must hold a task before enqueue() returns (Redis WAIT), and how long
+        #: to wait for them; checked by E028 and E029.
+        self.replicas: Any = self.options.get("REPLICAS", 0)
+        self.replica_timeout: Any = self.options.get("REPLICA_TIMEOUT", 1.0)
 
     @property
     def queues(self) -> set[str]:
@@ -96,13 +100,22 @@ class BluequeBackend(BaseTaskBackend):
             queue = get_client().get_queue(task.queue_name)
             # The time stored is the time reported, so get_result() reads what enqueue() returned.
             now = time.time()
+            replicas, timeout = int(self.replicas), float(self.replica_timeout)
             try:
                 if task.run_after is not None:
-                    queue.schedule(parameters, eta=task.run_after.timestamp(), task_id=task_id, created=now)
+                    eta = task.run_after.timestamp()
+                    queue.schedule(
+                        parameters, eta, task_id=task_id, created=now, replicas=replicas, replica_timeout=timeout
+                    )
                 else:
-                    queue.enqueue(parameters, task_id=task_id, created=now)
+                    queue.enqueue(parameters, task_id=task_id, created=now, replicas=replicas, replica_timeout=timeout)
             except redis.RedisError as exc:
                 message = f"Could not enqueue {task.module_path} on queue {task.queue_name!r}: {exc}"
+                raise EnqueueError(message, task_id=task_id) from exc
+            except NotReplicated as exc:
+                message = (
+                    f"{task.module_path} was enqueued on queue {task.queue_name!r}, but {exc}: a failover may lose it"
+                )
                 raise EnqueueError(message, task_id=task_id) from exc
             update(result, enqueued_at=as_datetime(now))
             task_enqueued.send(type(self), task_result=result)
@@ -132,6 +145,19 @@ class BluequeBackend(BaseTaskBackend):
                 id="django_blueque.E020",
             )
             return
+        replicas, timeout = self.replicas, self.replica_timeout
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            yield checks.Error(
+                f"OPTIONS['REPLICAS'] of backend {self.alias!r} is {replicas!r}, not a whole number >= 0.",
+                hint="How many replicas must hold a task before enqueue() returns (0: do not wait).",
+                id="django_blueque.E028",
+            )
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout > 0:
+            yield checks.Error(
+                f"OPTIONS['REPLICA_TIMEOUT'] of backend {self.alias!r} is {timeout!r}, not a number of seconds > 0.",
+                hint="How long enqueue() waits for REPLICAS before it raises EnqueueError.",
+                id="django_blueque.E029",
+            )
         if problems():
             return  # the BLUEQUE setting itself is wrong: its own checks say how
         configured = get_settings().queues

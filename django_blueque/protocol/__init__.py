@@ -8,7 +8,7 @@ else from this package, and a test holds it to that.
 from . import defaults, forking_runner, inline_runner, keys
 from .client import Client
 from .cron import Cron, CronError
-from .errors import Cancelled, MalformedTask, Retry, TaskNotOwned, WorkerLost
+from .errors import Cancelled, MalformedTask, NotReplicated, Retry, TaskNotOwned, WorkerLost
 from .forking_runner import ForkingRunner
 from .introspection import Beater, Fleet, QueueStats, beaters
 from .listener import Listener
@@ -34,6 +34,7 @@ __all__ = [
     "Listener",
     "Processor",
     "Retry",
+    "NotReplicated",
     "ForkingRunner",
     "PreforkRunner",
     "WorkerOptions",

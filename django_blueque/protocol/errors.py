@@ -49,3 +49,17 @@ class Cancelled(BluequeError):
 
     Never raised, like :class:`WorkerLost`.
     """
+
+
+class NotReplicated(BluequeError):
+    """Fewer replicas than asked acknowledged a new task in time (Redis ``WAIT``).
+
+    The task is on the primary and will run unless a failover loses it
+    first: a caller that enqueues again may run it twice.
+    """
+
+    def __init__(self, task_id: str, acknowledged: int, asked: int) -> None:
+        super().__init__(f"task {task_id}: {acknowledged} of {asked} replica(s) acknowledged it in time")
+        self.task_id = task_id
+        self.acknowledged = acknowledged
+        self.asked = asked

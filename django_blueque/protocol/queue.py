@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from . import keys
 from .defaults import DUE_BATCH
+from .errors import NotReplicated
 from .keys import validate_queue_name, validate_task_id
 from .replies import strings
 from .task import COMPLETE, FAILED, PENDING, SCHEDULED, Task
@@ -65,6 +66,8 @@ class Queue:
         extra: dict[str, str | float] | None = None,
         task_id: str | None = None,
         created: float | None = None,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
     ) -> str:
         """Add a pending task and return its id. One round trip, atomic.
 
@@ -75,13 +78,27 @@ class Queue:
         ``created`` (epoch seconds, default now) is the time recorded, for a
         caller that reports it too. Redis errors (``redis.ConnectionError``
         when it cannot be reached) are raised as they are.
+
+        With ``replicas``, one more round trip waits (Redis ``WAIT``, at most
+        ``replica_timeout`` seconds) until that many replicas have the task,
+        so that a failover to one of them cannot lose it; :class:`NotReplicated`
+        says when fewer did.
         """
         with self._redis.pipeline(transaction=True) as pipe:
             task_id = self._new_task(pipe, PENDING, parameters, extra, task_id, created)
             pipe.lpush(keys.pending(self._name), task_id)
             pipe.publish(keys.channel(self._name), self._name)
             pipe.execute()
+        self._wait_for_replicas(task_id, replicas, replica_timeout)
         return task_id
+
+    def _wait_for_replicas(self, task_id: str, replicas: int, timeout: float) -> None:
+        if replicas <= 0:
+            return
+        # WAIT cannot be part of the transaction (inside MULTI it would not wait).
+        acknowledged = int(self._redis.wait(replicas, max(1, round(timeout * 1000))))
+        if acknowledged < replicas:
+            raise NotReplicated(task_id, acknowledged, replicas)
 
     def schedule(
         self,
@@ -91,18 +108,29 @@ class Queue:
         extra: dict[str, str | float] | None = None,
         task_id: str | None = None,
         created: float | None = None,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
     ) -> str:
         """Add a task that becomes pending at ``eta`` (epoch seconds); return its id.
 
         As in Blueque 1.0.1, an ETA in the past enqueues the task at once.
+        ``replicas`` and ``replica_timeout`` as for :meth:`enqueue`.
         """
         eta = float(eta)
         if eta < time.time():
-            return self.enqueue(parameters, extra=extra, task_id=task_id, created=created)
+            return self.enqueue(
+                parameters,
+                extra=extra,
+                task_id=task_id,
+                created=created,
+                replicas=replicas,
+                replica_timeout=replica_timeout,
+            )
         with self._redis.pipeline(transaction=True) as pipe:
             task_id = self._new_task(pipe, SCHEDULED, parameters, {**(extra or {}), "eta": eta}, task_id, created)
             pipe.zadd(keys.scheduled(self._name), {task_id: eta})
             pipe.execute()
+        self._wait_for_replicas(task_id, replicas, replica_timeout)
         return task_id
 
     def enqueue_due_tasks(self, now: float | None = None) -> int:

@@ -318,6 +318,26 @@ def test_enqueue_with_redis_down_raises_enqueue_error(settings: SettingsWrapper)
     assert info.value.task_id  # the id it was given, for get_result() to tell once Redis is back
 
 
+def test_enqueue_not_held_by_enough_replicas_raises_enqueue_error(settings: SettingsWrapper, blueque: Client) -> None:
+    from django_blueque import EnqueueError
+    from django_blueque.protocol import NotReplicated
+
+    settings.TASKS = {
+        "default": {
+            "BACKEND": "django_blueque.backends.BluequeBackend",
+            "QUEUES": ["default"],
+            "OPTIONS": {"REPLICAS": 1, "REPLICA_TIMEOUT": 0.1},
+        }
+    }
+    # The test Redis has no replica: WAIT says 0 of 1.
+    with pytest.raises(
+        EnqueueError, match=r"0 of 1 replica\(s\) acknowledged it in time: a failover may lose it"
+    ) as info:
+        test_tasks.noop_task.enqueue()
+    assert isinstance(info.value.__cause__, NotReplicated)
+    assert blueque.get_task(info.value.task_id).status == "pending"  # on the primary all the same
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "where"),
     [

@@ -191,6 +191,24 @@ def test_a_backend_queue_with_a_raw_handler(settings: SettingsWrapper, redis_url
     assert ids(settings, blueque, tasks) == ["django_blueque.E011"]
 
 
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"REPLICAS": -1}, ["django_blueque.E028"]),
+        ({"REPLICAS": "1"}, ["django_blueque.E028"]),
+        ({"REPLICAS": True}, ["django_blueque.E028"]),
+        ({"REPLICAS": 1, "REPLICA_TIMEOUT": 0}, ["django_blueque.E029"]),
+        ({"REPLICA_TIMEOUT": "1s"}, ["django_blueque.E029"]),
+        ({"REPLICAS": 2, "REPLICA_TIMEOUT": 0.5}, []),
+    ],
+)
+def test_the_replica_options_of_a_backend(
+    settings: SettingsWrapper, redis_url: str, options: dict[str, Any], expected: list[str]
+) -> None:
+    tasks = {"default": {"BACKEND": BACKEND, "QUEUES": ["default"], "OPTIONS": options}}
+    assert ids(settings, {"REDIS_URL": redis_url}, tasks) == expected
+
+
 def test_an_unreachable_redis_is_a_warning(settings: SettingsWrapper) -> None:
     blueque = {"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_KWARGS": {"socket_connect_timeout": 0.5}}
     tasks = {"default": {"BACKEND": BACKEND, "QUEUES": ["default"]}}

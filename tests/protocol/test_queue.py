@@ -4,7 +4,7 @@ import time
 import pytest
 from redis import Redis
 
-from django_blueque.protocol import Client, keys
+from django_blueque.protocol import Client, NotReplicated, keys
 
 
 def test_enqueue_writes_the_1_0_fields(client: Client, db: Redis) -> None:
@@ -120,3 +120,21 @@ def test_delete_refuses_unfinished_or_foreign_tasks(client: Client) -> None:
     with pytest.raises(ValueError, match="not in queue other"):
         client.get_queue("other").delete_task(client.get_task(task_id))
     assert client.get_task(task_id).status == "pending"
+
+
+@pytest.mark.parametrize("scheduled", [False, True])
+def test_waiting_for_replicas_that_do_not_answer_says_so_and_keeps_the_task(client: Client, scheduled: bool) -> None:
+    queue = client.get_queue("q")
+    started = time.monotonic()
+
+    def add() -> str:
+        if scheduled:
+            return queue.schedule("x", eta=time.time() + 60, replicas=1, replica_timeout=0.2)
+        return queue.enqueue("x", replicas=1, replica_timeout=0.2)
+
+    with pytest.raises(NotReplicated, match="0 of 1 replica") as refused:
+        add()
+    assert time.monotonic() - started >= 0.2  # it waited
+    assert (refused.value.acknowledged, refused.value.asked) == (0, 1)
+    # On the primary all the same: it runs unless a failover loses it.
+    assert client.get_task(refused.value.task_id).status == ("scheduled" if scheduled else "pending")
