@@ -204,6 +204,10 @@ class ForkingRunner(Runner):
                     continue
                 if now >= next_recovery:
                     recovery.poll()
+                    listener.give_back_strays(
+                        [child.task.id for child in self._children.values()]
+                        + [child.task.id for child, _ in self._unsettled]
+                    )
                     next_recovery = now + recovery.interval * random.uniform(0.8, 1.0)
                 if max_tasks is not None and self._forked >= max_tasks:
                     self.stop()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -341,6 +342,37 @@ class Listener:
             runs=runs,
         )
         return taken
+
+    def give_back_strays(self, running: Iterable[str]) -> Counter[str]:
+        """Give back the tasks in this listener's own lists that it does not run; count the outcomes.
+
+        A live listener's lists hold only the tasks its processes run. Redis
+        can put others there by losing writes: a failover to a replica that
+        had not received them, or a restart from an older file. Such a task's
+        run is over and its outcome lost: a started one counts as lost (run
+        again, up to ``max_recoveries``), any other goes back to pending.
+        ``running`` must name every task a process of this listener may still
+        be running. One round trip when there is nothing to give back.
+        """
+        mine = set(running)
+        with self._redis.pipeline(transaction=False) as pipe:
+            for queue in self._queues:
+                pipe.lrange(keys.reserved(queue, self._id), 0, -1)
+            held = [strings(found) for found in pipe.execute()]
+        counts: Counter[str] = Counter()
+        for queue, task_ids in zip(self._queues, held, strict=True):
+            for task_id in task_ids:
+                if task_id in mine:
+                    continue
+                status = string_or_none(self._redis.hget(keys.task(task_id), "status"))
+                reason = f"listener {self._id} held it but was not running it (Redis lost its outcome)"
+                outcome = self.give_back(Task(task_id, {"queue": queue}), lost=reason if status == STARTED else None)
+                if outcome == "not-ours":
+                    # Another listener's task (the lost writes moved it on): not ours to keep listing.
+                    self._redis.lrem(keys.reserved(queue, self._id), 1, task_id)
+                logger.warning("Task %s in the list of %s, which does not run it: %s", task_id, self._id, outcome)
+                counts[outcome] += 1
+        return counts
 
     def give_back(
         self, task: Task, *, lost: str | None = None, attempt: int | None = None, reject: str | None = None

@@ -296,6 +296,8 @@ class PreforkRunner(Runner):
                 try:
                     if time.monotonic() >= next_beat:
                         listener.beat()
+                        # Idle: its lists hold nothing it runs.
+                        listener.give_back_strays(())
                         next_beat = time.monotonic() + options.beat_interval
                     set_title(f"blueque-worker child: listening on {', '.join(self._queues)} ({done} done)")
                     task = listener.listen(timeout=0 if burst else options.block)

@@ -239,3 +239,40 @@ def test_the_reserve_script_does_nothing_for_an_id_recovered_meanwhile(client: C
     task = client.get_task(task_id)
     assert (task.status, task.node) == ("reserved", other.id)
     assert db.lrange(keys.reserved("q", other.id), 0, -1) == [task_id]
+
+
+def test_a_live_listener_gives_back_what_its_lists_hold_but_it_does_not_run(client: Client, db: Redis) -> None:
+    # Redis lost writes (a failover to a replica that had not received them):
+    # a live listener's list holds tasks whose runs are over, their outcomes gone.
+    queue = client.get_queue("q")
+    listener = client.get_listener("q", heartbeat=True)
+    ids = [queue.enqueue(name) for name in ("running", "started, outcome lost", "reserved, never started")]
+    running, lost, reserved = (listener.listen(timeout=1) for _ in ids)
+    assert running is not None and lost is not None and reserved is not None
+    client.get_processor(running).start()
+    client.get_processor(lost).start()
+    taken_unmarked = queue.enqueue("taken, never marked reserved")
+    db.lmove(keys.pending("q"), keys.reserved("q", listener.id), "RIGHT", "LEFT")
+    assert listener.give_back_strays(running=[running.id]) == {"requeued": 1, "released": 2}
+    assert client.get_task(running.id).status == "started"
+    assert db.lrange(keys.reserved("q", listener.id), 0, -1) == [running.id]
+    assert sorted(db.lrange(keys.pending("q"), 0, -1)) == sorted([lost.id, reserved.id, taken_unmarked])
+    again = client.get_task(lost.id)
+    assert (again.status, again.fields.get("recoveries")) == ("pending", "1")
+    assert "not running it" in (again.fields.get("lost") or "")
+    assert [m for m in db.smembers(keys.started("q")) if lost.id in m] == []
+    assert listener.give_back_strays(running=[running.id]) == {}  # nothing else: one round trip, no writes
+
+
+def test_a_stray_of_another_listener_is_only_dropped_from_our_list(client: Client, db: Redis) -> None:
+    queue = client.get_queue("q")
+    listener = client.get_listener("q", heartbeat=True)
+    task_id = queue.enqueue("x")
+    other = client.get_listener("q", heartbeat=True)
+    task = other.listen(timeout=1)
+    assert task is not None and task.id == task_id
+    db.rpush(keys.reserved("q", listener.id), task_id)
+    assert listener.give_back_strays(running=[]) == {"not-ours": 1}
+    assert db.llen(keys.reserved("q", listener.id)) == 0
+    assert client.get_task(task_id).status == "reserved"
+    assert db.lrange(keys.reserved("q", other.id), 0, -1) == [task_id]

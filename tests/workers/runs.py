@@ -95,7 +95,7 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._runs: dict[tuple[str, int], Run] = {}
+        self._runs: dict[tuple[str, int, int], Run] = {}
         self._offset = 0
         self._partial = b""
         self._stopped = threading.Event()
@@ -120,7 +120,7 @@ class Journal:
         self._partial = lines.pop()
         for line in lines:
             event, task_id, attempt, pid, when = line.decode().split()
-            key = (task_id, int(pid))
+            key = (task_id, int(attempt), int(pid))  # a prefork child may run a task again
             if event == "start":
                 self._runs[key] = Run(task_id, int(attempt), int(pid), float(when))
             elif key in self._runs:

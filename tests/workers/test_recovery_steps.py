@@ -27,7 +27,16 @@ from django_blueque.protocol.scripts import SOURCES
 from tests.tcp_proxy import TcpProxy
 from tests.workers import recovery_tasks
 from tests.workers.conftest import MANAGE, ROOT, Spawn
-from tests.workers.runs import Journal, T, assert_clean, diagnose, queue_listeners, wait_for, wait_until_complete
+from tests.workers.runs import (
+    Journal,
+    T,
+    assert_clean,
+    diagnose,
+    leftovers,
+    queue_listeners,
+    wait_for,
+    wait_until_complete,
+)
 from tests.workers.test_monitor_processes import finished_tasks, nothing_left, signalled
 
 
@@ -254,3 +263,25 @@ def test_a_queue_name_with_whitespace_is_refused_in_one_line(redis_url: str, com
     assert done.stderr.strip().splitlines()[-1] == (
         "CommandError: A queue name must be a non-empty string without whitespace, not 'reports daily'"
     )
+
+
+@pytest.mark.parametrize("mode", ["fork", "prefork"])
+def test_a_task_a_live_worker_holds_but_does_not_run_runs_again(
+    blueque: Client, spawn: Spawn, journal: Journal, mode: str
+) -> None:
+    # What a failover leaves when the replica had not yet received a task's outcome: the
+    # task started, in a live listener's list, its run long over.
+    spawn("default", "--concurrency", "1", "--mode", mode)
+    wait_for(lambda: queue_listeners(blueque) == 1, 20, "the worker to register")
+    (listener,) = string_set(blueque.redis.smembers(keys.listeners("default")))
+    task_id = recovery_tasks.run_for.enqueue(0.1).id
+    wait_until_complete(blueque, [task_id], 20, journal)
+    redis = blueque.redis
+    redis.lrem(keys.complete("default"), 1, task_id)
+    redis.rpush(keys.reserved("default", listener), task_id)
+    redis.hset(keys.task(task_id), mapping={"status": "started", "node": listener, "pid": 1, "attempt": 1})
+    redis.sadd(keys.started("default"), keys.started_member(listener, 1, task_id))
+    wait_for(lambda: journal.started(task_id) == 2, 10, "the task to run again")
+    wait_until_complete(blueque, [task_id], 20, journal)
+    assert blueque.get_task(task_id).fields.get("recoveries") == "1"
+    assert not leftovers(blueque), leftovers(blueque)
