@@ -52,6 +52,7 @@ def spawn_worker(blueque: Client, redis_url: str, tmp_path: Path) -> Iterator[Sp
         url: str | None = None,
         command: str = "blueque_worker",
         listener_timeout: float = LISTENER_TIMEOUT,
+        settings_module: str = "tests.workers.receivers.settings",
     ) -> subprocess.Popen[str]:
         env = {
             **os.environ,
@@ -62,7 +63,7 @@ def spawn_worker(blueque: Client, redis_url: str, tmp_path: Path) -> Iterator[Sp
             # Let --concurrency alone decide how many default tasks run at once.
             "BLUEQUE_DEFAULT_CONCURRENCY": "100",
             # The demo project's settings, with an app that records signals.
-            "DJANGO_SETTINGS_MODULE": "tests.workers.receivers.settings",
+            "DJANGO_SETTINGS_MODULE": settings_module,
             "DEMO_DATABASE": str(tmp_path / "db.sqlite3"),
         }
         log = open(tmp_path / f"worker-{len(processes)}.log", "w")  # noqa: SIM115 - closed with the process
