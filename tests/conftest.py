@@ -87,6 +87,30 @@ def redis_url(_session_redis_url: str, redis_server: RedisServer | None) -> Iter
 
 
 @pytest.fixture
+def named_host() -> Iterator[Callable[[str], str]]:
+    """Give this host a name in listener ids for the test (``$BLUEQUE_HOSTNAME``).
+
+    The pid rule of Blueque 1.0.1 needs a name that no other host shares; the
+    machines tests run on often call themselves ``localhost``.
+    """
+    from django_blueque.protocol.identity import HOSTNAME_ENV, hostname
+
+    before = os.environ.get(HOSTNAME_ENV)
+
+    def name(value: str) -> str:
+        os.environ[HOSTNAME_ENV] = value
+        hostname.cache_clear()
+        return value
+
+    yield name
+    if before is None:
+        os.environ.pop(HOSTNAME_ENV, None)
+    else:
+        os.environ[HOSTNAME_ENV] = before
+    hostname.cache_clear()
+
+
+@pytest.fixture
 def blueque101(redis_url: str) -> Blueque101:
     python = os.environ.get("BLUEQUE_101_PYTHON") or str(ROOT / ".venv-blueque101" / "bin" / "python")
     if not os.access(python, os.X_OK):

@@ -7,6 +7,11 @@ of django-blueque's runners beat instead, and take a node name that adds a
 random token to the host name: ``socket.getfqdn()`` is ``localhost`` on many
 hosts, and containers reuse pids, so ``"<fqdn>_<pid>"`` alone could name two
 live processes at once.
+
+The pid rule applies only to an id that names this host by a name no other
+host shares (:func:`local_pid`): under a name like ``localhost`` the pid may
+be another host's, so such a listener is never judged by pid, here or
+anywhere. ``$BLUEQUE_HOSTNAME`` gives this host a name of its own in ids.
 """
 
 from __future__ import annotations
@@ -18,11 +23,44 @@ from functools import cache
 
 from . import keys
 
+#: Read for this host's name in ids, instead of ``socket.getfqdn()``.
+HOSTNAME_ENV = "BLUEQUE_HOSTNAME"
+
+#: Names that many hosts give themselves: an id naming one does not say which host it is on.
+SHARED_HOSTNAMES = frozenset(
+    {
+        "localhost",
+        "localhost.localdomain",
+        "localhost4",
+        "localhost4.localdomain4",
+        "localhost6",
+        "localhost6.localdomain6",
+        "ip6-localhost",
+        "ip6-loopback",
+    }
+)
+
 
 @cache
 def hostname() -> str:
-    """This host's name, as in listener ids (``socket.getfqdn()``, as in 1.0.1)."""
-    return socket.getfqdn()
+    """This host's name in listener ids: ``$BLUEQUE_HOSTNAME``, else ``socket.getfqdn()`` (as in 1.0.1)."""
+    name = os.environ.get(HOSTNAME_ENV, "").strip() or socket.getfqdn()
+    if any(character.isspace() for character in name):
+        raise ValueError(f"{HOSTNAME_ENV} may not contain whitespace: {name!r}")
+    return name
+
+
+def local_pid(listener_id: str) -> int | None:
+    """The pid of a listener id that names this host, so that this host's OS can tell whether it runs.
+
+    None for another host's id, a malformed one, or when this host's name is
+    one that many hosts share (``localhost``): the pid could be another
+    host's, and judging by it could recover a live listener's tasks.
+    """
+    parsed = keys.parse_listener_id(listener_id)
+    if parsed is None or parsed[0] != hostname() or parsed[0].lower() in SHARED_HOSTNAMES:
+        return None
+    return parsed[1]
 
 
 def unique_node() -> str:

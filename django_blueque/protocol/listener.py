@@ -24,7 +24,7 @@ import redis.exceptions
 
 from . import keys, liveness
 from .defaults import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
-from .identity import beating_listener_id, hostname, plain_listener_id
+from .identity import beating_listener_id, hostname, local_pid, plain_listener_id
 from .keys import parse_listener_id, validate_queue_name
 from .liveness import Run
 from .processes import pid_alive, process_alive
@@ -278,18 +278,16 @@ class Listener:
         """Take over one task of a dead listener on this host, or return ``None``.
 
         A listener is dead when its id names this host and a pid that no
-        longer runs (Blueque 1.0.1's rule). Its reserved tasks, and started
+        longer runs (Blueque 1.0.1's rule; not under a host name that many
+        hosts share, see :func:`~.identity.local_pid`). Its reserved tasks, and started
         tasks whose process is gone, move to this listener as reserved tasks
         for the caller to run; a started task whose process still runs is left
         to finish. A dead listener that holds nothing more is deregistered.
         """
         for queue in self._queues:
             for other in sorted(string_set(self._redis.smembers(keys.listeners(queue)))):
-                parsed = parse_listener_id(other)
-                if other == self._id or parsed is None:
-                    continue
-                host, pid = parsed
-                if host != hostname() or pid_alive(pid):
+                pid = local_pid(other)
+                if other == self._id or pid is None or pid_alive(pid):
                     continue
                 task = self._reclaim_from(queue, other)
                 if task is not None:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from . import keys
 from .defaults import DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES, MIN_LISTENER_TIMEOUT
-from .identity import hostname
+from .identity import local_pid
 from .processes import pid_alive, process_alive
 from .replies import optional_strings, string, string_set, strings
 from .task import STARTED
@@ -254,8 +254,8 @@ class Recovery:
         """The heartbeat a dead listener was judged by ('' for none), or None while it lives."""
         if beat is None and listener not in self._timeouts:
             # A listener that never beats (Blueque 1.0.1's): 1.0.1's rule.
-            parsed = keys.parse_listener_id(listener)
-            if parsed is None or parsed[0] != hostname() or pid_alive(parsed[1]):
+            pid = local_pid(listener)
+            if pid is None or pid_alive(pid):
                 return None
             return ""
         if self.watch.silent_for(("listener", listener)) < self.timeout_of(listener):
@@ -270,8 +270,7 @@ class Recovery:
         """
         counts: Counter[str] = Counter()
         reserved = keys.reserved(queue, listener)
-        parsed = keys.parse_listener_id(listener)
-        on_this_host = parsed is not None and parsed[0] == hostname()
+        on_this_host = local_pid(listener) is not None
         timeout = self.timeout_of(listener)
         for task_id in reversed(strings(self._redis.lrange(reserved, 0, -1))):
             status, pid, token = optional_strings(

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 
 import pytest
 from redis import Redis
@@ -79,7 +80,8 @@ def test_runner_serves_several_queues_by_priority(client: Client) -> None:
     assert (first.updated or 0) < (second.updated or 0)
 
 
-def test_runner_claims_orphans_on_start(client: Client, db: Redis) -> None:
+def test_runner_claims_orphans_on_start(client: Client, db: Redis, named_host: Callable[[str], str]) -> None:
+    named_host("box-a.example")  # 1.0.1's pid rule wants a host name no other host shares
     process = subprocess.Popen(["true"])
     process.wait()
     dead = f"{client.get_listener('q').id.rpartition('_')[0]}_{process.pid}"

@@ -2,6 +2,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from redis import Redis
@@ -131,8 +132,10 @@ def _orphan(client: Client, listener_id: str, status: str, pid: int | None = Non
     return task_id
 
 
-def test_claim_orphan_takes_over_the_tasks_of_a_dead_listener(client: Client, db: Redis) -> None:
-    dead = f"{hostname()}_{dead_pid()}"
+def test_claim_orphan_takes_over_the_tasks_of_a_dead_listener(
+    client: Client, db: Redis, named_host: Callable[[str], str]
+) -> None:
+    dead = f"{named_host('box-a.example')}_{dead_pid()}"
     gap = _orphan(client, dead, "pending")
     reserved = _orphan(client, dead, "reserved")
     crashed = _orphan(client, dead, "started", pid=dead_pid())
@@ -151,8 +154,10 @@ def test_claim_orphan_takes_over_the_tasks_of_a_dead_listener(client: Client, db
     assert dead in db.smembers(keys.listeners("q"))
 
 
-def test_claim_orphan_deregisters_a_dead_listener_with_nothing_left(client: Client, db: Redis) -> None:
-    dead = f"{hostname()}_{dead_pid()}"
+def test_claim_orphan_deregisters_a_dead_listener_with_nothing_left(
+    client: Client, db: Redis, named_host: Callable[[str], str]
+) -> None:
+    dead = f"{named_host('box-a.example')}_{dead_pid()}"
     db.sadd(keys.listeners("q"), dead)
     db.zincrby(keys.queues(), 1, "q")
     listener = client.get_listener("q")
@@ -161,12 +166,22 @@ def test_claim_orphan_deregisters_a_dead_listener_with_nothing_left(client: Clie
     assert db.zscore(keys.queues(), "q") == 1
 
 
-def test_claim_orphan_leaves_live_and_foreign_listeners_alone(client: Client) -> None:
-    alive = _orphan(client, f"{hostname()}_{os.getppid()}", "reserved")
+def test_claim_orphan_leaves_live_and_foreign_listeners_alone(client: Client, named_host: Callable[[str], str]) -> None:
+    alive = _orphan(client, f"{named_host('box-a.example')}_{os.getppid()}", "reserved")
     elsewhere = _orphan(client, f"other-host.example_{dead_pid()}", "reserved")
     odd = _orphan(client, "not-a-blueque-id", "reserved")
     assert client.get_listener("q").claim_orphan() is None
     assert [t.status for t in client.get_tasks([alive, elsewhere, odd])] == ["reserved"] * 3
+
+
+@pytest.mark.parametrize("shared", ["localhost", "localhost.localdomain", "LOCALHOST"])
+def test_under_a_host_name_many_hosts_share_no_listener_is_judged_by_pid(
+    client: Client, named_host: Callable[[str], str], shared: str
+) -> None:
+    # Its pid could be another host's: the listener may be alive there.
+    task_id = _orphan(client, f"{named_host(shared)}_{dead_pid()}", "reserved")
+    assert client.get_listener("q").claim_orphan() is None
+    assert client.get_task(task_id).status == "reserved"
 
 
 def test_parse_listener_id() -> None:

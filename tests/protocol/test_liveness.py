@@ -7,11 +7,11 @@ heartbeats are the server's, as real listeners write them.
 import os
 import subprocess
 from collections import Counter
+from collections.abc import Callable
 
 from redis import Redis
 
 from django_blueque.protocol import Client, keys
-from django_blueque.protocol.listener import hostname
 from django_blueque.protocol.liveness import Recovery, Watch
 from django_blueque.protocol.processes import process_token
 
@@ -118,9 +118,11 @@ def test_lost_too_often_fails_as_worker_lost(client: Client, db: Redis) -> None:
     assert db.lrange(keys.failed("q"), 0, -1) == [task_id]
 
 
-def test_listeners_that_never_beat_are_judged_by_pid_and_process_start_time(client: Client, db: Redis) -> None:
+def test_listeners_that_never_beat_are_judged_by_pid_and_process_start_time(
+    client: Client, db: Redis, named_host: Callable[[str], str]
+) -> None:
     # Blueque 1.0.1's listeners: dead when on this host with their pid gone.
-    old = f"{hostname()}_{dead_pid()}"
+    old = f"{named_host('box-a.example')}_{dead_pid()}"
     mine = os.getpid()
     still_running = held(client, db, old, "started", pid=mine, token=process_token(mine))
     pid_reused = held(client, db, old, "started", pid=mine, token="a-process-that-is-gone")
@@ -131,6 +133,22 @@ def test_listeners_that_never_beat_are_judged_by_pid_and_process_start_time(clie
     elsewhere = f"other.example_{dead_pid()}"
     held(client, db, elsewhere, "reserved")
     assert observer.poll() == {"running": 1}  # another host's: never judged by pid here
+
+
+def test_under_a_host_name_many_hosts_share_the_pid_rule_judges_nobody(
+    client: Client, db: Redis, named_host: Callable[[str], str]
+) -> None:
+    # Two hosts that both call themselves localhost: a pid gone here may run there.
+    silent = f"{named_host('localhost')}_{dead_pid()}"
+    mine = os.getpid()
+    task_id = held(client, db, silent, "started", pid=dead_pid())
+    beating = held(client, db, f"localhost-0a1b2c3d_{mine}", "started", pid=mine, token=process_token(mine))
+    db.zadd(keys.heartbeats(), {"localhost-0a1b2c3d_" + str(mine): 1.0})
+    clock = Clock()
+    # The one that never beats is left alone; the one that beat is judged by its heartbeat, and
+    # its task, with no heartbeat of its own, is not kept alive by a pid that may be another host's.
+    assert watch_for(recovery(client, clock), clock, 3) == {"requeued": 1, "listeners": 1}
+    assert [t.status for t in client.get_tasks([task_id, beating])] == ["started", "pending"]
 
 
 def test_a_beat_just_after_a_task_finished_does_not_bring_it_back(client: Client, db: Redis) -> None:
