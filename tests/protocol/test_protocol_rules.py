@@ -4,7 +4,10 @@ state, and names cannot break the space-separated ``started`` members."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
+import redis
 from redis import Redis
 
 from django_blueque.protocol import Client, Task, keys
@@ -119,3 +122,24 @@ def test_a_task_id_with_whitespace_is_refused(client: Client, db: Redis, task_id
     with pytest.raises(ValueError, match=r"(?i)task id"):
         client.get_queue("q").enqueue("x", task_id=task_id)
     assert db.llen(keys.pending("q")) == 0
+
+
+def test_moving_due_tasks_writes_nothing_when_one_of_them_cannot_be_read(client: Client, db: Redis) -> None:
+    # Redis does not roll back a script that errors: every read comes before the first write.
+    queue = client.get_queue("q")
+    first, second = (queue.schedule(name, eta=time.time() + 60) for name in ("first", "second"))
+    db.delete(keys.task(second))
+    db.set(keys.task(second), "not a hash")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        queue.move_due([first, second], time.time() + 120)
+    assert db.zcard(keys.scheduled("q")) == 2
+    assert (client.get_task(first).status, db.llen(keys.pending("q"))) == ("scheduled", 0)
+
+
+def test_a_periodic_occurrence_is_not_claimed_when_its_previous_run_cannot_be_read(client: Client, db: Redis) -> None:
+    db.hset(keys.periodic(), "tick", 100)
+    db.set(keys.task("previous"), "not a hash")
+    script_keys = [keys.periodic(), keys.task("new"), keys.pending("q"), keys.queues(), keys.task("previous")]
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        client.scripts.periodic(keys=script_keys, args=["tick", 200, "new", "q", "p", time.time(), "c", "1", "0"])
+    assert db.hget(keys.periodic(), "tick") == "100"  # still due: a later tick runs it

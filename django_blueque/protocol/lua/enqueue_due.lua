@@ -7,17 +7,26 @@
 -- ARGV[2]        the queue's channel
 -- ARGV[3..]      the id of each task (ARGV[i] goes with KEYS[i])
 -- Returns        the number of tasks moved
--- Keeps          each task enqueued exactly once: ZREM decides which caller
---                moves it, so any number of schedulers (Blueque 1.0.1's
---                WATCH-based one too) can run at once
+-- Keeps          each task enqueued exactly once: the caller that finds it
+--                still in the scheduled set moves it (and removes it), so any
+--                number of schedulers (Blueque 1.0.1's WATCH-based one too)
+--                can run at once; every read before the first write
+local in_set, status = {}, {}
+for i = 3, #KEYS do
+    in_set[i] = redis.call('ZSCORE', KEYS[1], ARGV[i])
+    status[i] = redis.call('HGET', KEYS[i], 'status')
+end
+-- Every read and check is done: writes from here on.
 local moved = 0
 for i = 3, #KEYS do
     local task_id = ARGV[i]
-    if redis.call('ZREM', KEYS[1], task_id) == 1
-        and redis.call('HGET', KEYS[i], 'status') == 'scheduled' then
-        redis.call('HSET', KEYS[i], 'status', 'pending', 'updated', ARGV[1])
-        redis.call('LPUSH', KEYS[2], task_id)
-        moved = moved + 1
+    if in_set[i] then
+        redis.call('ZREM', KEYS[1], task_id)
+        if status[i] == 'scheduled' then
+            redis.call('HSET', KEYS[i], 'status', 'pending', 'updated', ARGV[1])
+            redis.call('LPUSH', KEYS[2], task_id)
+            moved = moved + 1
+        end
     end
 end
 if moved > 0 then

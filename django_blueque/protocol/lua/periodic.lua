@@ -20,20 +20,20 @@
 -- ARGV[9]  '1': record only (a missed occurrence to skip)
 -- Returns  'enqueued', 'recorded' (claimed, not run), 'skipped' (previous run
 --          unfinished) or 'done' (claimed already)
--- Keeps    each occurrence enqueued at most once, by compare-and-set on KEYS[1]
+-- Keeps    each occurrence enqueued at most once, by compare-and-set on KEYS[1];
+--          every read before the first write
 local last = redis.call('HGET', KEYS[1], ARGV[1])
 if last and tonumber(last) >= tonumber(ARGV[2]) then
     return 'done'
 end
+local previous = redis.call('HGET', KEYS[5], 'status')
+-- Every read and check is done: writes from here on.
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if not last or ARGV[9] == '1' then
     return 'recorded'
 end
-if ARGV[8] == '1' then
-    local previous = redis.call('HGET', KEYS[5], 'status')
-    if previous and previous ~= 'complete' and previous ~= 'failed' then
-        return 'skipped'
-    end
+if ARGV[8] == '1' and previous and previous ~= 'complete' and previous ~= 'failed' then
+    return 'skipped'
 end
 redis.call('HSET', KEYS[2], 'status', 'pending', 'queue', ARGV[4], 'parameters', ARGV[5],
     'created', ARGV[6], 'updated', ARGV[6], 'periodic', ARGV[1], 'occurrence', ARGV[2])
