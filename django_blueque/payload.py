@@ -8,17 +8,23 @@
      "run_after": "2026-01-01T12:00:00+00:00"}    # or null
 
 A task is never pickled, and a worker only runs what the path names if it is
-a ``Task`` object (made by ``@task``), never any other callable.
+a ``Task`` object (made by ``@task``), never any other callable. Nor does a
+path read from Redis import just any module, whose import alone runs code: a
+module is imported only if it is loaded already or belongs to the project
+(the top-level package of an installed app or of the settings module).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
+from django.conf import settings
 from django.utils.module_loading import import_string
 
 from .compat import Task, normalize_json
@@ -106,8 +112,28 @@ def decode(parameters: str | None) -> Payload:
     )
 
 
+def project_packages() -> set[str]:
+    """The top-level packages whose modules a task path may import: those of the installed apps and the settings."""
+    packages = {config.name.partition(".")[0] for config in apps.get_app_configs()}
+    module = getattr(settings, "SETTINGS_MODULE", None)
+    if module:
+        packages.add(module.partition(".")[0])
+    return packages
+
+
 def resolve(task_path: str) -> AnyTask:
-    """The ``Task`` object at ``task_path``; ``NotADjangoTask`` if there is none."""
+    """The ``Task`` object at ``task_path``; ``NotADjangoTask`` if there is none.
+
+    Imports the task's module only if it is loaded already or belongs to the
+    project (:func:`project_packages`): the path comes from Redis, which
+    anyone with access to it can write.
+    """
+    module = task_path.rpartition(".")[0]
+    if module not in sys.modules and module.partition(".")[0] not in project_packages():
+        raise NotADjangoTask(
+            f"Cannot import the task {task_path!r}: its module is neither loaded nor part of the project "
+            "(an installed app's package or the settings' package)"
+        )
     try:
         found = import_string(task_path)
     except ImportError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -404,3 +405,19 @@ def test_a_backend_without_queues_of_its_own_takes_the_blueque_queues(
         test_tasks.noop_task.using(queue_name="nobody-serves-it")
     settings.BLUEQUE = {**settings.BLUEQUE, "QUEUES": {"default": {}, "reports": {}}}
     assert task_backends["default"].queues == {"default", "reports"}
+
+
+def test_reading_a_task_that_names_a_module_outside_the_project_imports_nothing(
+    blueque: Client, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sys
+
+    outside = Path(__file__).resolve().parents[1] / "reliability" / "outside"
+    monkeypatch.syspath_prepend(str(outside))
+    mark = tmp_path / "imported"
+    monkeypatch.setenv("BLUEQUE_TEST_SNEAKY_MARK", str(mark))
+    payload: dict[str, Any] = {"django_task": "sneaky.run", "args": [], "kwargs": {}, "backend": "default"}
+    task_id = blueque.get_queue("default").enqueue(json.dumps(payload))
+    result = task_backends["default"].get_result(task_id)  # described by a stand-in, as a task whose code is gone
+    assert result.task.module_path == "sneaky.run"
+    assert "sneaky" not in sys.modules and not mark.exists()

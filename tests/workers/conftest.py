@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,10 +53,11 @@ def spawn_worker(blueque: Client, redis_url: str, tmp_path: Path) -> Iterator[Sp
         command: str = "blueque_worker",
         listener_timeout: float = LISTENER_TIMEOUT,
         settings_module: str = "tests.workers.receivers.settings",
+        extra_path: Sequence[str] = (),
     ) -> subprocess.Popen[str]:
         env = {
             **os.environ,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), *extra_path]),
             "BLUEQUE_REDIS_URL": url or redis_url,
             "BLUEQUE_LISTENER_TIMEOUT": str(listener_timeout),
             "BLUEQUE_MAX_RECOVERIES": str(max_recoveries),
