@@ -11,7 +11,8 @@ A task is never pickled, and a worker only runs what the path names if it is
 a ``Task`` object (made by ``@task``), never any other callable. Nor does a
 path read from Redis import just any module, whose import alone runs code: a
 module is imported only if it is loaded already or belongs to the project
-(the top-level package of an installed app or of the settings module).
+(the top-level package of an installed app, of the settings module, or of a
+task ``BLUEQUE["SCHEDULE"]`` names).
 """
 
 from __future__ import annotations
@@ -113,11 +114,23 @@ def decode(parameters: str | None) -> Payload:
 
 
 def project_packages() -> set[str]:
-    """The top-level packages whose modules a task path may import: those of the installed apps and the settings."""
+    """The top-level packages whose modules a task path may import.
+
+    Those of the installed apps, of the settings module, and of the tasks
+    that ``BLUEQUE["SCHEDULE"]`` names: what the project itself names.
+    """
     packages = {config.name.partition(".")[0] for config in apps.get_app_configs()}
     module = getattr(settings, "SETTINGS_MODULE", None)
     if module:
         packages.add(module.partition(".")[0])
+    blueque = getattr(settings, "BLUEQUE", None)
+    schedule = blueque.get("SCHEDULE") if isinstance(blueque, dict) else None
+    if isinstance(schedule, dict):
+        packages.update(
+            entry["TASK"].partition(".")[0]
+            for entry in schedule.values()
+            if isinstance(entry, dict) and isinstance(entry.get("TASK"), str)
+        )
     return packages
 
 
@@ -132,7 +145,7 @@ def resolve(task_path: str) -> AnyTask:
     if module not in sys.modules and module.partition(".")[0] not in project_packages():
         raise NotADjangoTask(
             f"Cannot import the task {task_path!r}: its module is neither loaded nor part of the project "
-            "(an installed app's package or the settings' package)"
+            "(the package of an installed app, of the settings, or of a SCHEDULE task)"
         )
     try:
         found = import_string(task_path)

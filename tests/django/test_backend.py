@@ -421,3 +421,12 @@ def test_reading_a_task_that_names_a_module_outside_the_project_imports_nothing(
     result = task_backends["default"].get_result(task_id)  # described by a stand-in, as a task whose code is gone
     assert result.task.module_path == "sneaky.run"
     assert "sneaky" not in sys.modules and not mark.exists()
+
+
+def test_the_project_is_its_installed_apps_its_settings_and_its_schedule(settings: SettingsWrapper) -> None:
+    from django_blueque import payload
+
+    settings.BLUEQUE = {**settings.BLUEQUE, "SCHEDULE": {"nightly": {"TASK": "elsewhere.jobs.cleanup", "EVERY": 60}}}
+    packages = payload.project_packages()
+    assert {"django", "django_blueque", "testproject", "elsewhere"} <= packages
+    assert "sneaky" not in packages
