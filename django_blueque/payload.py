@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -120,7 +121,8 @@ def project_packages() -> set[str]:
     that ``BLUEQUE["SCHEDULE"]`` names: what the project itself names.
     """
     packages = {config.name.partition(".")[0] for config in apps.get_app_configs()}
-    module = getattr(settings, "SETTINGS_MODULE", None)
+    # override_settings() hides SETTINGS_MODULE (None); the environment still names it.
+    module = getattr(settings, "SETTINGS_MODULE", None) or os.environ.get("DJANGO_SETTINGS_MODULE")
     if module:
         packages.add(module.partition(".")[0])
     blueque = getattr(settings, "BLUEQUE", None)
