@@ -45,11 +45,12 @@ pytest: $(BIN)/.installed $(BLUEQUE101)/.installed
 	$(BIN)/python -m pytest
 
 # The reliability suite at full size (tens of minutes); writes its figures into docs/reliability.md,
-# pass or fail. `make test` runs its short version.
+# pass or fail. `make test` runs its short version. SOAK=3600 adds an hour's soak (scenario 13).
 RELIABILITY_REPORT := .reliability-report.jsonl
+SOAK ?=
 reliability: $(BIN)/.installed
 	rm -f $(RELIABILITY_REPORT)
-	status=0; BLUEQUE_RELIABILITY=full BLUEQUE_RELIABILITY_REPORT=$(CURDIR)/$(RELIABILITY_REPORT) \
+	status=0; BLUEQUE_RELIABILITY=full BLUEQUE_SOAK=$(SOAK) BLUEQUE_RELIABILITY_REPORT=$(CURDIR)/$(RELIABILITY_REPORT) \
 		$(BIN)/python -m pytest -s tests/reliability || status=$$?; \
 	$(BIN)/python -m tests.reliability.figures $(RELIABILITY_REPORT) docs/reliability.md; \
 	exit $$status
