@@ -93,9 +93,15 @@ def record(row: Row) -> None:
             report.write(json.dumps(asdict(row)) + "\n")
 
 
+def number(row: Row) -> int:
+    """The scenario's number, for the table's order."""
+    head = row.scenario.partition(".")[0]
+    return int(head) if head.isdigit() else 0
+
+
 def table(rows: list[Row]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in sorted(rows, key=number)]
     return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ from django_blueque.protocol.replies import string_set
 from tests.reliability.figures import Row, full_size, record
 from tests.workers import recovery_tasks
 from tests.workers.conftest import Spawn
-from tests.workers.runs import Journal, T, kill_group, tally, wait_for, wait_until_complete
+from tests.workers.runs import Journal, T, cut_short, kill_group, tally, wait_for, wait_until_complete
 
 
 def dead_pid() -> int:
@@ -85,12 +85,7 @@ def test_hosts_that_share_a_name_are_judged_by_heartbeat_and_the_pid_rule_stays_
     wait_for(lambda: blueque.get_task(plain["box-b.example"]).status == "failed", 30, "box-b's orphan to run")
 
     result = tally(journal, ids)
-    cut_short = [run for run in journal.runs() if run.killed]
-    recovery = []
-    for run in cut_short:
-        later = [other.start for other in journal.runs(run.task_id) if other.start > run.start]
-        if later and run.death is not None:
-            recovery.append(min(later) - run.death)
+    killed, recovery = cut_short(journal)
     early = [run for run in journal.runs() if run.attempt > 1 and not any(kill <= run.start for kill in kills)]
     record(
         Row(
@@ -102,13 +97,13 @@ def test_hosts_that_share_a_name_are_judged_by_heartbeat_and_the_pid_rule_stays_
             extra_runs=result.reruns,
             recovery=recovery,
             wall=time.monotonic() - started_at,
-            note=f"{len(cut_short)} runs cut short by the kills; 1.0.1 listeners: box-b's recovered by pid, "
+            note=f"{len(killed)} runs cut short by the kills; 1.0.1 listeners: box-b's recovered by pid, "
             "localhost's and box-z's judged by nobody",
         )
     )
     assert result.lost == [] and result.overlapping == [], result
-    assert result.reruns <= len(cut_short), result
-    assert cut_short, "the kill cut no run short: it tested nothing"
+    assert result.reruns <= len(killed), result
+    assert killed, "the kill cut no run short: it tested nothing"
     assert early == [], f"runs again before any kill: {early}"
     on_survivor = [run for run in journal.runs() if run.parent == survivor.pid]
     assert on_survivor and all(len(journal.runs(run.task_id)) == 1 for run in on_survivor), "a live task ran twice"

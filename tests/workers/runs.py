@@ -172,6 +172,17 @@ class Tally:
         return self.show()
 
 
+def cut_short(journal: Journal) -> tuple[list[Run], list[float]]:
+    """The runs a fault cut short, and for each that ran again the seconds from its death to the next start."""
+    killed = [run for run in journal.runs() if run.killed]
+    recovery = []
+    for run in killed:
+        later = [other.start for other in journal.runs(run.task_id) if other.start > run.start]
+        if later and run.death is not None:
+            recovery.append(min(later) - run.death)
+    return killed, recovery
+
+
 def overlap(a: Run, b: Run, now: float) -> float:
     """Seconds two runs ran at once (a run still going counts until ``now``)."""
     return max(0.0, min(a.until(now), b.until(now)) - max(a.start, b.start))
