@@ -45,7 +45,7 @@ pytest: $(BIN)/.installed $(BLUEQUE101)/.installed
 	$(BIN)/python -m pytest
 
 # The reliability suite at full size (tens of minutes); writes its figures into docs/reliability.md,
-# pass or fail. `make test` runs its short version. SOAK=3600 adds an hour's soak (scenario 13).
+# pass or fail. `make test` runs its short version. SOAK=1 adds an hour's soak (scenario 13; SOAK is in hours).
 RELIABILITY_REPORT := .reliability-report.jsonl
 SOAK ?=
 reliability: $(BIN)/.installed
