@@ -9,7 +9,7 @@ DJANGO6 := .venv-django6
 # A Python >= 3.12 for the Django 6.x leg of `make test`; empty when none is found.
 PYTHON312 ?= $(shell ./.ci/find-python312)
 
-.PHONY: demo test lint typecheck pytest slow reliability test-django6 screenshots clean
+.PHONY: demo test lint typecheck pytest slow reliability test-django6 screenshots clean bench
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -74,6 +74,43 @@ test: lint typecheck pytest test-django6
 # Renew docs/images/ (the admin's screenshots in docs/admin.md) from the browser test.
 screenshots: $(BIN)/.installed
 	BLUEQUE_SCREENSHOTS=docs/images $(BIN)/python -m pytest tests/browser
+
+# `make bench`: django-blueque beside Blueque 1.0.1, RQ, Celery, Huey and Dramatiq on one private
+# redis-server (bench/side_by_side.py; figures into docs/performance.md and docs/images/bench/).
+# QUICK=1 runs a short version (under 5 minutes once the virtualenvs exist). Each peer gets its own
+# virtualenv under bench/.venvs/, pinned to its major version; matplotlib lives in bench/.venvs/tools.
+BENCH_VENVS := bench/.venvs
+QUICK ?=
+BENCH_ARGS ?=
+$(BENCH_VENVS)/tools/.installed:
+	$(PYTHON) -m venv $(BENCH_VENVS)/tools
+	$(BENCH_VENVS)/tools/bin/python -m pip install --quiet 'matplotlib>=3.8,<4'
+	touch $@
+
+$(BENCH_VENVS)/rq/.installed:
+	$(PYTHON) -m venv $(BENCH_VENVS)/rq
+	$(BENCH_VENVS)/rq/bin/python -m pip install --quiet 'rq>=2,<3'
+	touch $@
+
+$(BENCH_VENVS)/celery/.installed:
+	$(PYTHON) -m venv $(BENCH_VENVS)/celery
+	$(BENCH_VENVS)/celery/bin/python -m pip install --quiet 'celery[redis]>=5,<6'
+	touch $@
+
+$(BENCH_VENVS)/huey/.installed:
+	$(PYTHON) -m venv $(BENCH_VENVS)/huey
+	$(BENCH_VENVS)/huey/bin/python -m pip install --quiet 'huey>=3,<4' 'redis>=5'
+	touch $@
+
+$(BENCH_VENVS)/dramatiq/.installed:
+	$(PYTHON) -m venv $(BENCH_VENVS)/dramatiq
+	$(BENCH_VENVS)/dramatiq/bin/python -m pip install --quiet 'dramatiq[redis]>=2,<3'
+	touch $@
+
+BENCH_PEER_VENVS := $(foreach peer,tools rq celery huey dramatiq,$(BENCH_VENVS)/$(peer)/.installed)
+
+bench: $(BIN)/.installed $(BLUEQUE101)/.installed $(BENCH_PEER_VENVS)
+	$(BIN)/python bench/side_by_side.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BLUEQUE101) $(DJANGO6) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
