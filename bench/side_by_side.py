@@ -68,8 +68,11 @@ class BenchError(Exception):
     """The benchmark could not go on; the message says why."""
 
 
+_BEGUN = time.monotonic()
+
+
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(f"[{time.monotonic() - _BEGUN:4.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -99,7 +102,7 @@ class Sizes:
 
 
 QUICK = Sizes(
-    rounds=2, enqueue=500, drain=150, pickup=10, idle=2.5, cost=50, long_task=4.0, burst=4, admin_big=1_000_000
+    rounds=2, enqueue=500, drain=100, pickup=10, idle=2.0, cost=50, long_task=3.0, burst=4, admin_big=1_000_000
 )
 FULL = Sizes(
     rounds=5, enqueue=2000, drain=1000, pickup=20, idle=10.0, cost=200, long_task=15.0, burst=6, admin_big=1_000_000
@@ -784,7 +787,7 @@ class Run:
         journal = self.env.journal()
         workers = self.start(system, [system.node("w1"), system.node("w2")], journal)
         try:
-            warm = self.labels(4, "w")
+            warm = self.labels(2, "w")
             agent.enqueue(warm)
             wait_for(journal, warm, START_TIMEOUT, workers)
             time.sleep(0.5)
@@ -859,7 +862,7 @@ def run(sizes: Sizes, args: argparse.Namespace) -> dict[str, Any]:
             enqueue_systems = [(n, a) for n, a in ENQUEUE_SYSTEMS if not only or a in only]
             scenarios = set(args.scenarios or ["enqueue", "session", "drain", "head_of_line", "admin"])
             for round_number in range(1, sizes.rounds + 1):
-                log(f"round {round_number} of {sizes.rounds} ({time.monotonic() - begun:.0f} s so far)")
+                log(f"round {round_number} of {sizes.rounds}")
                 if "enqueue" in scenarios:
                     for name, agent_name in enqueue_systems:
                         log(f"  enqueue: {name}")
