@@ -61,7 +61,7 @@ REFERENCE = "django-blueque"
 #: Seconds a worker gets to run its first task (imports, connecting, Celery's mingle).
 START_TIMEOUT = 60.0
 #: Seconds a worker gets to exit after SIGTERM before its process group is killed.
-STOP_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
 
 
 class BenchError(Exception):
@@ -364,16 +364,28 @@ class Workers:
             if proc.poll() is not None:
                 raise BenchError(f"a worker of {self.name} exited (status {proc.returncode}); see its log")
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                with_group(proc.pid, signal.SIGTERM)
+    def _wait(self, timeout: float) -> bool:
+        """Whether every worker exited within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         for proc in self.procs:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log(f"  {self.name}: a worker ignored SIGTERM for {timeout:g} s; killing it")
+                return False
+        return True
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                with_group(proc.pid, signal.SIGTERM)
+        if not self._wait(timeout):
+            # A second SIGTERM is a cold shutdown for RQ and Celery, "stop the tasks now" for ours.
+            log(f"  {self.name}: a worker still runs {timeout:g} s after SIGTERM; sending another")
+            for proc in self.procs:
+                if proc.poll() is None:
+                    with_group(proc.pid, signal.SIGTERM)
+            if not self._wait(5.0):
+                log(f"  {self.name}: killing what is left")
         for proc in self.procs:
             # Whatever is left of the group (a worker's children too), dead or alive.
             with_group(proc.pid, signal.SIGKILL)
@@ -805,8 +817,10 @@ class Run:
                 stamps[label] = float(agent.enqueue([label])["stamps"][0])
                 trickle.append(label)
             started = wait_for(journal, [*burst, *trickle], sizes.long_task + 60.0, workers)
+            # Stop once the long task is over: a worker's graceful stop waits for its tasks.
+            time.sleep(max(0.0, long_start + sizes.long_task + 0.5 - time.time()))
         finally:
-            workers.stop(sizes.long_task + STOP_TIMEOUT)
+            workers.stop()
         burst_waits = [started[label] - stamps[label] for label in burst]
         trickle_waits = [started[label] - stamps[label] for label in trickle]
         waits = self.hol_waits.setdefault(system.name, {"burst": [], "trickle": []})
