@@ -25,25 +25,43 @@ import random
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import liveness
 from .errors import TaskNotOwned
 from .identity import hostname
 from .liveness import Run
-from .processes import describe_status
+from .processes import describe_status, process_token
 from .proctitle import set_title
 from .runner import PREFORK_ONLY, Runner
 from .supervision import TRANSIENT, Backoff, Escalation, reap_exited, run_child
 from .task import Task
-from .work import EXIT_REDIS_LOST, EXIT_TAKEN_OVER, Heartbeat, RedisWatchdog, TaskCallback, perform
+from .task_pipes import KEEPALIVE, RECORDED, REFUSE, ChildPipes, ParentPipes
+from .work import (
+    EXIT_REDIS_LOST,
+    EXIT_TAKEN_OVER,
+    Heartbeat,
+    RedisWatchdog,
+    TaskCallback,
+    TaskHeartbeat,
+    log_outcome,
+    outcome_of,
+    record,
+    write_outcome,
+)
 
 if TYPE_CHECKING:
     from .client import Client
     from .listener import Listener
+    from .processor import Processor
 
 logger = logging.getLogger(__name__)
+
+#: How long a child that has sent its outcome waits for its parent to record
+#: it before recording it itself (the parent may be blocked waiting for the
+#: next task, which it cannot leave early).
+RECORD_WAIT = 0.05
 
 
 @dataclass
@@ -54,12 +72,33 @@ class Child:
     queue: str
     #: The attempt its start records (the task's count so far, plus one).
     attempt: int
+    pipes: ChildPipes = field(repr=False)
+    #: Set once this process has recorded the task's start for the child.
+    processor: Processor | None = None
+    #: ``(queue, id)`` of a task taken but not reserved yet: it is reserved
+    #: and started in one step once the child exists (its pid is recorded).
+    taken: tuple[str, str] | None = None
+    #: Told not to run: the task was no longer this worker's.
+    refused: bool = False
+    #: The outcome the child reported is recorded.
+    recorded: bool = False
     #: Stopped because another worker took its task over, or because Redis was lost.
     taken_over: bool = False
     redis_lost: bool = False
 
-    def run(self, pid: int) -> Run:
-        return Run(self.task.id, pid, self.attempt)
+    @property
+    def unrecorded(self) -> bool:
+        """Started, and its outcome not recorded here (yet)."""
+        return self.processor is not None and not self.recorded
+
+    @property
+    def reporting(self) -> bool:
+        """Its outcome may still come through its report pipe (which is worth waiting on)."""
+        return self.unrecorded and self.pipes.outcome is None and not self.pipes.closed
+
+    def run(self, pid: int) -> Run | None:
+        """The run a heartbeat vouches for; None for a task taken but not started yet (nothing to vouch for)."""
+        return None if self.taken is not None and self.processor is None else Run(self.task.id, pid, self.attempt)
 
 
 def describe_exit(status: int) -> str:
@@ -75,8 +114,13 @@ class ForkingRunner(Runner):
 
     Takes :class:`~.runner.WorkerOptions` as keywords (``queue_limits`` caps
     the tasks of a queue run at once). ``prepare(task)`` runs in this process
-    before forking for a task, e.g. to import its code once here rather than
-    in every child.
+    for each task once its fields are read (just after the fork, as a task is
+    taken before they are), e.g. to import its code here once, for the
+    children to come, rather than in every child.
+
+    This process does its children's Redis work (see :mod:`.task_pipes`):
+    it takes a task, forks, reserves and starts it for the child in one
+    script, beats for it, and records the outcome the child sends back.
     """
 
     other_mode_options = PREFORK_ONLY
@@ -96,6 +140,8 @@ class ForkingRunner(Runner):
         self._prepare = prepare
         self._children: dict[int, Child] = {}
         self._unsettled: list[tuple[Child, str | None]] = []
+        #: Ended after reporting an outcome that is not recorded yet, by pid.
+        self._reported: list[tuple[int, Child]] = []
         self._escalation = Escalation()
         #: Tasks forked for, for ``max_tasks``.
         self._forked = 0
@@ -160,9 +206,12 @@ class ForkingRunner(Runner):
     def _beat(self, listener: Listener, watchdog: RedisWatchdog | None) -> None:
         """Beat for the listener and every child's run; stop the children whose task was taken over."""
         sent = time.monotonic()
-        taken = set(listener.beat(child.run(pid) for pid, child in list(self._children.items())))
+        every = [*self._children.items(), *self._reported]
+        taken = set(listener.beat(run for pid, child in every if (run := child.run(pid)) is not None))
         if watchdog is not None:
             watchdog.beat_sent(sent)
+        for child in self._children.values():
+            child.pipes.send(KEEPALIVE)
         for pid, child in list(self._children.items()):
             if child.task.id in taken and not child.taken_over:
                 logger.warning(
@@ -190,6 +239,8 @@ class ForkingRunner(Runner):
         while True:
             try:
                 self._reap()
+                self._start_waiting(listener)
+                self._record_reports()
                 self._settle(listener)
                 now = time.monotonic()
                 if now >= next_beat:
@@ -197,10 +248,10 @@ class ForkingRunner(Runner):
                     next_beat = now + interval
                 if self._supervision.stopping:
                     self._announce_stop()
-                    if not self._children and not self._unsettled:
+                    if not self._children and not self._unsettled and not self._reported:
                         return
                     self._stop_children_past_grace()
-                    self._supervision.wait(min(next_beat - now, 1.0))
+                    self._wait(min(next_beat - now, 1.0))
                     continue
                 if now >= next_recovery:
                     recovery.poll()
@@ -214,21 +265,32 @@ class ForkingRunner(Runner):
                     continue
                 eligible = self._eligible_queues()
                 if not eligible:
-                    self._supervision.wait(min(next_beat, next_recovery) - now)
+                    self._wait(min(next_beat, next_recovery) - now)
                     continue
                 set_title(f"blueque-worker: listening on {', '.join(eligible)} ({len(self._children)} running)")
-                task = listener.listen(timeout=0 if burst else min(block, recovery.interval), queues=eligible)
+                timeout = 0 if burst else min(block, recovery.interval)
+                if listener.settled:
+                    taken = listener.take(timeout, eligible)
+                    if taken is not None:
+                        self._fork(listener, taken=taken)
+                else:  # a reply was lost: listen() repairs that first
+                    task = listener.listen(timeout=timeout, queues=eligible)
+                    taken = None if task is None else (task.queue or "", task.id)
+                    if task is not None:
+                        self._fork(listener, task=task)
                 backoff.succeeded()
-                if task is not None:
-                    self._fork(task)
-                elif burst:
-                    if not self._children:
+                if taken is None and burst:
+                    if not self._children and not self._reported:
                         return
-                    self._supervision.wait(min(next_beat, next_recovery) - now)
+                    self._wait(min(next_beat, next_recovery) - now)
             except TRANSIENT as exc:
                 # Whatever was seen of others before the error no longer counts.
                 recovery.forget()
                 self._supervision.wait(backoff.failed(exc))
+
+    def _wait(self, timeout: float) -> None:
+        """Sleep until a signal, a child's report, or ``timeout``."""
+        self._supervision.wait(timeout, [child.pipes.report for child in self._children.values() if child.reporting])
 
     def _eligible_queues(self) -> list[str]:
         concurrency, limits = self.options.concurrency, self.options.queue_limits
@@ -239,38 +301,119 @@ class ForkingRunner(Runner):
             running[child.queue] = running.get(child.queue, 0) + 1
         return [q for q in self._queues if running.get(q, 0) < limits.get(q, concurrency)]
 
-    def _fork(self, task: Task) -> None:
+    def _fork(self, listener: Listener, *, task: Task | None = None, taken: tuple[str, str] | None = None) -> None:
+        """Fork a child for a task ``listen()`` reserved, or for one ``take()`` moved (started once forked)."""
+        if task is not None:
+            self._prepare_for(task)
+        else:
+            assert taken is not None
+            task = Task(taken[1], {"queue": taken[0], "node": listener.id})
+        if self._before_fork is not None:
+            self._before_fork()
+        pipes = ChildPipes()
+        pid = os.fork()
+        if pid == 0:
+            for sibling in self._children.values():
+                sibling.pipes.close()
+            self._run_in_child(task, pipes.in_child())
+        pipes.in_parent()
+        # The reserve script checked that the count is a whole number.
+        child = Child(task, task.queue or "", int(task.fields.get("attempt") or 0) + 1, pipes, taken=taken)
+        self._children[pid] = child
+        self._forked += 1
+        logger.info("Task %s runs in process %d", task.id, pid)
+        self._start(listener, pid, child)
+
+    def _prepare_for(self, task: Task) -> None:
         if self._prepare is not None:
             try:
                 self._prepare(task)
             except Exception:  # the child will meet the same error and record it
                 logger.debug("Preparing task %s failed", task.id, exc_info=True)
-        if self._before_fork is not None:
-            self._before_fork()
-        pid = os.fork()
-        if pid == 0:
-            self._run_in_child(task)
-        # The reserve script checked that the count is a whole number.
-        self._children[pid] = Child(task, task.queue or "", int(task.fields.get("attempt") or 0) + 1)
-        self._forked += 1
-        logger.info("Task %s runs in process %d", task.id, pid)
 
-    def _run_in_child(self, task: Task) -> None:
+    def _start(self, listener: Listener, pid: int, child: Child) -> None:
+        """Record the start of the child's task for it, then let it run (or tell it not to)."""
+        if child.taken is not None:
+            started = listener.start_taken(child.taken, pid, process_token(pid))
+            if started is None:
+                child.refused = True
+                child.pipes.send(REFUSE)
+                return
+            task, attempt = started
+            processor = self._client.get_processor(task)
+            processor.adopt(pid, attempt)
+            child.task, child.processor, child.attempt = task, processor, attempt
+            child.pipes.go(attempt, dict(task.fields))
+            self._prepare_for(task)  # for the children to come
+            return
+        processor = self._client.get_processor(child.task)
+        try:
+            processor.start(pid)
+        except TaskNotOwned as exc:
+            logger.warning("Not running task %s: %s", child.task.id, exc)
+            child.refused = True
+            child.pipes.send(REFUSE)
+            return
+        assert processor.attempt is not None
+        child.processor, child.attempt = processor, processor.attempt
+        child.pipes.go(child.attempt)
+
+    def _start_waiting(self, listener: Listener) -> None:
+        """Start the tasks whose start Redis did not take (it was out of reach)."""
+        for pid, child in list(self._children.items()):
+            if child.processor is None and not child.refused:
+                self._start(listener, pid, child)
+
+    def _record_reports(self) -> None:
+        """Record the outcomes children have reported, and tell each child."""
+        for child in self._children.values():
+            if child.unrecorded and (outcome := child.pipes.read_report()) is not None:
+                assert child.processor is not None
+                log_outcome(child.task.id, outcome, write_outcome(child.processor, outcome))
+                child.recorded = True
+                child.pipes.send(RECORDED)
+        while self._reported:
+            _, child = self._reported[0]
+            assert child.processor is not None and child.pipes.outcome is not None
+            log_outcome(child.task.id, child.pipes.outcome, write_outcome(child.processor, child.pipes.outcome))
+            self._reported.pop(0)
+            self.tasks_run += 1
+
+    def _run_in_child(self, task: Task, pipes: ParentPipes) -> None:
         self._supervision.in_child()
         set_title(f"blueque-task: {task.queue} {task.id}")
-
+        options = self.options
         owner = task.node or ""
 
         def beat(runs: list[Run]) -> list[str]:
             return liveness.beat(self._client.scripts, beater=None, owner=owner, runs=runs)[1]
 
-        heartbeat = Heartbeat(self.options.beat_interval, beat, self.options.redis_lost_after)
+        heartbeat = Heartbeat(options.beat_interval, beat, options.redis_lost_after)
 
         def body() -> int:
-            try:
-                perform(self._client, task, self._callback, heartbeat=heartbeat)
-            except TaskNotOwned as exc:
-                logger.warning("Not running task %s: %s", task.id, exc)
+            nonlocal task
+            go = pipes.wait_for_go()
+            if go is None:  # not this worker's task any more, or the worker is gone
+                return 0
+            attempt, fields = go
+            if fields is not None:  # the task was taken before the fork: here is all of it
+                task = Task(task.id, fields)
+            run = Run(task.id, os.getpid(), attempt)
+            beating: list[TaskHeartbeat] = []
+
+            def on_own() -> None:
+                logger.warning("Task %s beats for itself: %s", task.id, pipes.alone_because)
+                beating.append(TaskHeartbeat(heartbeat, run))
+
+            pipes.watch(2 * options.beat_interval, on_own)
+            outcome = outcome_of(task, self._callback, own_interrupts=True)
+            if not pipes.alone and pipes.report(outcome, RECORD_WAIT):
+                return 0
+            processor = self._client.get_processor(task)
+            processor.adopt(os.getpid(), attempt)
+            record(processor, outcome)
+            for beater in beating:
+                beater.stop()
             return 0
 
         run_child(body)
@@ -280,6 +423,12 @@ class ForkingRunner(Runner):
             child = self._children.pop(pid, None)
             asked_to_stop = self._escalation.forget(pid)
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            if child is not None:
+                reported = code != 0 and child.unrecorded and child.pipes.read_report() is not None
+                child.pipes.close()
+                if reported and not child.taken_over:
+                    self._reported.append((pid, child))  # ended before its outcome was recorded: record it
+                    continue
             if child is None or code == 0:
                 if child is not None:
                     self.tasks_run += 1
@@ -323,15 +472,17 @@ class ForkingRunner(Runner):
     def _finish(self, listener: Listener, watchdog: RedisWatchdog | None) -> None:
         """Wait for every child and settle its task, whatever stopped the loop."""
         self.stop()
-        while self._children or self._unsettled:
+        while self._children or self._unsettled or self._reported:
             try:
                 self._reap()
+                self._start_waiting(listener)
+                self._record_reports()
                 self._settle(listener)
                 if self._children:
                     self._announce_stop()
                     self._beat(listener, watchdog)
                     self._stop_children_past_grace()
-                    self._supervision.wait(min(self.options.beat_interval, 1.0))
+                    self._wait(min(self.options.beat_interval, 1.0))
             except TRANSIENT as exc:
                 logger.warning("Redis unavailable while stopping (%s)", exc)
                 self._supervision.wait(1.0)

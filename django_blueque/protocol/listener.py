@@ -182,6 +182,77 @@ class Listener:
             if deadline is not None and time.monotonic() >= deadline:
                 return None
 
+    @property
+    def settled(self) -> bool:
+        """No reply was lost since the last look at this listener's own lists.
+
+        Only then may a caller :meth:`take` ids and start them itself;
+        otherwise :meth:`listen` first repairs what a lost reply left behind.
+        """
+        return self._unmarked is None and not self._check_own_lists
+
+    def take(self, timeout: float, queues: Sequence[str] | None = None) -> tuple[str, str] | None:
+        """Move the next task id into this listener's reserved list: ``(queue, id)``, or None after ``timeout``.
+
+        For a runner that starts the task at once with :meth:`start_taken`
+        (one round trip fewer than :meth:`listen`, then ``start``). Call it
+        only while :attr:`settled`; an id taken and never started is put back
+        by recovery, as after a lost reply.
+        """
+        serving = self._queues if queues is None else tuple(q for q in self._queues if q in queues)
+        if not serving:
+            raise ValueError(f"None of {queues!r} is a queue of {self!r}")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                taken = self._take(serving, min(self._block, max(deadline - time.monotonic(), 0.0)))
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                self._check_own_lists = True  # the move may have happened with its reply lost
+                self._close_pubsub()
+                raise
+            if taken is not None or time.monotonic() >= deadline:
+                return taken
+
+    def start_taken(self, taken: tuple[str, str], pid: int, token: str) -> tuple[Task, int] | None:
+        """Reserve and start a task :meth:`take` moved, for process ``pid``: the task and its attempt.
+
+        The task is given as :meth:`listen` returns it, reserved and not yet
+        started, the snapshot a task's code is handed.
+
+        One round trip (``reserve_start.lua``); None when the task is not to
+        run (dropped, failed as malformed, or recovered from this listener
+        meanwhile; logged as :meth:`listen` does). A retry after a lost
+        reply is safe: the same ``pid`` gets the same answer.
+        """
+        queue, task_id = taken
+        reply = strings(
+            self._scripts.reserve_start(
+                keys=[
+                    keys.task(task_id),
+                    keys.reserved(queue, self._id),
+                    keys.failed(queue),
+                    keys.started(queue),
+                    keys.task_heartbeats(),
+                ],
+                args=[task_id, self._id, pid, token, time.time()],
+            )
+        )
+        if reply[0] != STARTED:
+            self._refused(queue, task_id, reply)
+            return None
+        task = self._decodable(queue, Task(task_id, flat_fields(reply[2:])))
+        return None if task is None else (task, int(reply[1]))
+
+    def _refused(self, queue: str, task_id: str, reply: list[str]) -> None:
+        """Log why a task taken is not to run (the script's answer)."""
+        outcome = reply[0]
+        if outcome == "dropped":
+            logger.warning("Dropped task id %s from queue %s: its status is %r, not pending", task_id, queue, reply[1])
+        elif outcome == "rejected":
+            logger.error("Task %s of queue %s failed without running: Malformed task: %s", task_id, queue, reply[1])
+        elif outcome == "gone":
+            logger.warning("Task %s was recovered from this listener before it was marked reserved", task_id)
+
     def _take(self, serving: tuple[str, ...], wait: float) -> tuple[str, str] | None:
         """Move one id to our reserved list; ``(queue, id)`` or ``None`` after ``wait``."""
         if len(serving) == 1:
@@ -244,22 +315,18 @@ class Listener:
                 args=[task_id, self._id, time.time()],
             )
         )
-        outcome = reply[0]
-        if outcome == "dropped":
-            logger.warning("Dropped task id %s from queue %s: its status is %r, not pending", task_id, queue, reply[1])
+        if reply[0] != "reserved":
+            self._refused(queue, task_id, reply)
             return None
-        if outcome == "rejected":
-            logger.error("Task %s of queue %s failed without running: Malformed task: %s", task_id, queue, reply[1])
-            return None
-        if outcome == "gone":
-            logger.warning("Task %s was recovered from this listener before it was marked reserved", task_id)
-            return None
-        task = Task(task_id, flat_fields(reply[1:]))
+        return self._decodable(queue, Task(task_id, flat_fields(reply[1:])))
+
+    def _decodable(self, queue: str, task: Task) -> Task | None:
+        """The task, or None once it is failed because some field is not UTF-8."""
         bad = undecodable_fields(task)
         if bad:
             reason = f"its {', '.join(bad)} field{'s are' if len(bad) > 1 else ' is'} not valid UTF-8"
             self.give_back(task, reject=reason)
-            logger.error("Task %s of queue %s failed without running: Malformed task: %s", task_id, queue, reason)
+            logger.error("Task %s of queue %s failed without running: Malformed task: %s", task.id, queue, reason)
             return None
         return task
 

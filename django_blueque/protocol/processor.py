@@ -77,6 +77,14 @@ class Processor:
         self._attempt = int(attempt)
         return self._task.parameters
 
+    def adopt(self, pid: int, attempt: int) -> None:
+        """Carry on a run that another process started for process ``pid``.
+
+        A fork-mode worker's main process starts each task for the child that
+        runs it; either of them may then record the outcome.
+        """
+        self._pid, self._attempt = pid, attempt
+
     def complete(self, result: str) -> bool:
         """Record the task's result and move it to the complete list; False if not ours any more."""
         return self._finish(COMPLETE, {"result": result}, keys.complete(self._queue))

@@ -35,6 +35,7 @@ NAMES = (
     "take_first",
     "reserve",
     "start",
+    "reserve_start",
     "progress",
     "finish",
     "retry",
@@ -80,6 +81,7 @@ class Scripts:
     take_first: Script
     reserve: Script
     start: Script
+    reserve_start: Script
     progress: Script
     finish: Script
     retry: Script

@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
@@ -207,11 +207,11 @@ class Supervision:
                 os.close(fd)
         self._read = self._write = -1
 
-    def wait(self, timeout: float) -> None:
-        """Sleep until a signal arrives or ``timeout`` seconds pass."""
+    def wait(self, timeout: float, also: Sequence[int] = ()) -> None:
+        """Sleep until a signal arrives, one of the fds ``also`` can be read, or ``timeout`` seconds pass."""
         if not self._installed:
             timeout = min(timeout, POLL_WITHOUT_SIGNALS)
-        select.select([self._read], [], [], max(timeout, 0.0))
+        select.select([self._read, *also], [], [], max(timeout, 0.0))
         try:
             while os.read(self._read, 512):
                 pass

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import Retry
@@ -167,15 +168,96 @@ class TaskHeartbeat:
             self._watchdog.stop()
 
 
-def _record_failure(processor: Processor, task: Task, exc: BaseException) -> bool:
-    message = error_string(exc)
-    exception, trace = class_path(exc), "".join(traceback.format_exception(exc))
-    logger.info("Task %s failed: %s", task.id, message)
-    with_retries(
-        lambda: processor.fail(message, exception=exception, traceback=trace),
-        f"recording task {task.id}'s failure",
-    )
-    return False
+@dataclass(frozen=True)
+class Outcome:
+    """What running a task's callback came to, before it is recorded.
+
+    ``kind`` is ``"complete"`` (with ``result``), ``"fail"`` or ``"retry"``
+    (with ``error``, ``exception``, ``traceback``, and for a retry ``eta``,
+    epoch seconds). Plain strings and a number, so a fork-mode task process
+    can hand it to its parent as JSON.
+    """
+
+    kind: str
+    result: str = ""
+    error: str = ""
+    exception: str = ""
+    traceback: str = ""
+    eta: float = 0.0
+
+    KINDS = ("complete", "fail", "retry")
+
+    @classmethod
+    def of_exception(cls, kind: str, exc: BaseException, *, eta: float = 0.0) -> Outcome:
+        return cls(
+            kind,
+            error=error_string(exc),
+            exception=class_path(exc),
+            traceback="".join(traceback.format_exception(exc)),
+            eta=eta,
+        )
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Outcome:
+        """The outcome a task process sent; ``ValueError`` if it is not one."""
+        fields = json.loads(data)
+        if not isinstance(fields, dict) or fields.get("kind") not in cls.KINDS:
+            raise ValueError("not a task outcome")
+        return cls(**fields)
+
+
+def outcome_of(task: Task, callback: TaskCallback, *, own_interrupts: bool) -> Outcome:
+    """Call ``callback(task)`` and say what it came to; nothing is recorded.
+
+    Any exception fails the task, ``SystemExit`` included. A
+    ``KeyboardInterrupt`` does too where ``own_interrupts`` says it can only
+    be the task's own (a worker's task processes ignore SIGINT); otherwise
+    (Ctrl-C at an inline run) it propagates.
+    """
+    try:
+        return Outcome("complete", result=result_string(callback(task)))
+    except KeyboardInterrupt as interrupt:
+        if not own_interrupts:
+            raise
+        return Outcome.of_exception("fail", interrupt)
+    except Retry as retry:
+        return Outcome.of_exception("retry", retry.__cause__ or retry, eta=time.time() + retry.delay)
+    except BaseException as exc:
+        return Outcome.of_exception("fail", exc)
+
+
+def write_outcome(processor: Processor, outcome: Outcome) -> bool:
+    """Record a started task's outcome: one fenced, idempotent round trip.
+
+    Returns False if a newer attempt owns the task (nothing was recorded).
+    Redis errors are raised as they are.
+    """
+    if outcome.kind == "complete":
+        return processor.complete(outcome.result)
+    details = {"exception": outcome.exception, "traceback": outcome.traceback}
+    if outcome.kind == "retry":
+        return processor.retry(outcome.eta, outcome.error, **details)
+    return processor.fail(outcome.error, **details)
+
+
+def log_outcome(task_id: str, outcome: Outcome, recorded: bool) -> None:
+    if outcome.kind == "retry":
+        logger.info("Task %s will run again in %.1fs: %s", task_id, outcome.eta - time.time(), outcome.error)
+    elif outcome.kind == "fail":
+        logger.info("Task %s failed: %s", task_id, outcome.error)
+    if not recorded:
+        logger.warning("Task %s: a newer attempt owns it, so this run's outcome was not recorded", task_id)
+
+
+def record(processor: Processor, outcome: Outcome) -> bool:
+    """Record a started task's outcome, waiting out Redis outages; True if it completed."""
+    task_id = processor.task.id
+    recorded = with_retries(lambda: write_outcome(processor, outcome), f"recording task {task_id}'s outcome")
+    log_outcome(task_id, outcome, recorded)
+    return outcome.kind == "complete"
 
 
 def perform(client: Client, task: Task, callback: TaskCallback, *, heartbeat: Heartbeat | None = None) -> bool:
@@ -198,29 +280,8 @@ def perform(client: Client, task: Task, callback: TaskCallback, *, heartbeat: He
     assert processor.attempt is not None
     beating = None if heartbeat is None else TaskHeartbeat(heartbeat, Run(task.id, os.getpid(), processor.attempt))
     try:
-        try:
-            result = result_string(callback(task))
-        except KeyboardInterrupt as interrupt:
-            if heartbeat is None:
-                raise
-            return _record_failure(processor, task, interrupt)
-        except Retry as retry:
-            cause = retry.__cause__ or retry
-            message = error_string(cause)
-            exception, trace = class_path(cause), "".join(traceback.format_exception(cause))
-            eta = time.time() + retry.delay
-            logger.info("Task %s will run again in %.1fs: %s", task.id, retry.delay, message)
-            with_retries(
-                lambda: processor.retry(eta, message, exception=exception, traceback=trace),
-                f"recording task {task.id}'s retry",
-            )
-            return False
-        except BaseException as exc:
-            return _record_failure(processor, task, exc)
+        outcome = outcome_of(task, callback, own_interrupts=heartbeat is not None)
     finally:
         if beating is not None:
             beating.stop()
-    recorded = with_retries(lambda: processor.complete(result), f"recording task {task.id}'s result")
-    if not recorded:
-        logger.warning("Task %s completed, but a newer attempt owns it: its result was not recorded", task.id)
-    return True
+    return record(processor, outcome)

@@ -149,3 +149,41 @@ def test_prepare_runs_in_the_runner_before_each_fork(client: Client) -> None:
     assert runner.run(burst=True) == 3
     assert prepared == ids
     assert [t.status for t in client.get_tasks(ids)] == ["complete"] * 3
+
+
+def test_children_open_no_redis_connection_of_their_own(client: Client, db: Redis) -> None:
+    # The runner starts each task for its child and records the outcome the
+    # child sends back through a pipe: no connection per task.
+    ids = [client.get_queue("q").enqueue(str(i)) for i in range(20)]
+    before = int(db.info("stats")["total_connections_received"])
+    assert forking_runner.run(client, "q", echo, 2, burst=True) == 20
+    opened = int(db.info("stats")["total_connections_received"]) - before
+    assert opened <= 3, f"{opened} connections for 20 tasks"
+    tasks = client.get_tasks(ids)
+    assert [t.status for t in tasks] == ["complete"] * 20
+    # Each ran in its own process, whose pid the start recorded.
+    assert all(t.result == f"{t.parameters} done by {t.pid}" for t in tasks)
+    assert len({t.pid for t in tasks}) == 20
+
+
+def test_an_outcome_is_recorded_while_the_runner_waits_for_the_next_task(
+    client: Client, redis_url: str, db: Redis
+) -> None:
+    # The runner has a free slot, so it waits in BLMOVE (here up to 15 s, a
+    # quarter of the default listener timeout) and cannot read its child's
+    # report; the child records its outcome itself rather than wait.
+    process = subprocess.Popen([sys.executable, "-c", RUNNER.replace("0.2", "30"), redis_url])
+    try:
+        while db.scard(keys.listeners("q")) == 0:
+            assert process.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.2)  # the runner is waiting for a task
+        task_id = client.get_queue("q").enqueue("0")
+        deadline = time.monotonic() + 5
+        while client.get_task(task_id).status != "complete":
+            assert time.monotonic() < deadline, "the outcome waited for the runner's next wake"
+            time.sleep(0.05)
+        assert client.get_task(task_id).result == "slept"
+    finally:
+        process.kill()
+        process.wait()

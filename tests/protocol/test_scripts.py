@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -125,6 +126,9 @@ def run_every_script(client: Client) -> None:
     listener.give_back(fourth.task)
     fifth.start()
     client.operations().requeue([fifth.task.id], force=True)
+    # A fork-mode worker takes a task, then reserves and starts it at once for its child.
+    taken = listener.take(0)
+    assert taken is not None and listener.start_taken(taken, os.getpid(), "token") is not None
     # A scheduler moves the retried task back; a periodic task is claimed, then enqueued.
     periodic = PeriodicTask("tick", "q", parameters=lambda: "tick", schedule=Every(1))
     scheduler = Scheduler(client, ["q"], periodic=[periodic])

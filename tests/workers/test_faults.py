@@ -68,6 +68,27 @@ def test_kill_9_of_the_listener_alone_its_children_finish_once(blueque: Client, 
     assert reserved_ids(blueque) == []
 
 
+def test_a_frozen_listener_alone_its_children_beat_for_themselves(blueque: Client, spawn_worker: Spawn) -> None:
+    # The main process stops (SIGSTOP to it alone) for three listener timeouts
+    # while its children run: it beats for them no more, so each child
+    # notices and beats for itself; no other worker takes their tasks over.
+    ids = [tasks.sleep.enqueue(3 * LISTENER_TIMEOUT + 2).id for _ in range(3)]
+    frozen = spawn_worker("default", "--concurrency", "3")
+    wait_for(lambda: blueque.queue_stats(["default"])["default"].started == 3, 30, "3 tasks to start")
+    spawn_worker("default", "--concurrency", "3")
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        time.sleep(3 * LISTENER_TIMEOUT)
+        assert [[event for event, _, _ in events(blueque, task_id)] for task_id in ids] == [["start"]] * 3
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    wait_for(lambda: statuses(blueque, ids) == ["complete"] * 3, 30, "all 3 to complete")
+    for task_id in ids:
+        assert [event for event, _, _ in events(blueque, task_id)] == ["start", "end"]
+        assert "recoveries" not in blueque.get_task(task_id).fields
+    assert reserved_ids(blueque) == []
+
+
 def test_a_frozen_worker_cannot_overwrite_a_newer_attempt(blueque: Client, spawn_worker: Spawn) -> None:
     task_id = tasks.sleep.enqueue(2).id
     frozen = spawn_worker("default", "--concurrency", "1")

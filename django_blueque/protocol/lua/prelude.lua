@@ -17,10 +17,9 @@ local function same_beat(current, judged)
     return judged ~= '' and tonumber(current) == tonumber(judged)
 end
 
--- A counter field of a task: a whole number >= 0 (0 when absent), or nil
--- when it holds anything else.
-local function counter(task, field)
-    local value = redis.call('HGET', task, field)
+-- A counter's value as read (false when absent): a whole number >= 0 (0
+-- when absent), or nil when it holds anything else.
+local function as_counter(value)
     if not value then
         return 0
     end
@@ -31,15 +30,26 @@ local function counter(task, field)
     return nil
 end
 
--- What is wrong with a task's counters, as a message, or nil.
-local function malformed(task)
+-- A counter field of a task, read here.
+local function counter(task, field)
+    return as_counter(redis.call('HGET', task, field))
+end
+
+-- What is wrong with a task's counters, as a message, or nil; from fields
+-- read already (field -> value).
+local function malformed_in(fields)
     for _, field in ipairs({'attempt', 'recoveries', 'releases'}) do
-        if counter(task, field) == nil then
-            return 'its ' .. field .. ' field is not a whole number >= 0: '
-                .. string.sub(redis.call('HGET', task, field), 1, 100)
+        if as_counter(fields[field]) == nil then
+            return 'its ' .. field .. ' field is not a whole number >= 0: ' .. string.sub(fields[field], 1, 100)
         end
     end
     return nil
+end
+
+-- What is wrong with a task's counters, read here in one command.
+local function malformed(task)
+    local values = redis.call('HMGET', task, 'attempt', 'recoveries', 'releases')
+    return malformed_in({attempt = values[1], recoveries = values[2], releases = values[3]})
 end
 
 -- Writes only: fail a task that cannot be run because its data is malformed.
@@ -114,15 +124,15 @@ end
 -- any more only loses this process's started member. Returns the task's
 -- status when the attempt may go on, nil when it may not.
 local function still_ours(reserved, started, task, task_beats, task_id, member, attempt, listener)
-    local status = redis.call('HGET', task, 'status')
+    local current = redis.call('HMGET', task, 'status', 'attempt', 'node')
+    local status = current[1]
     if not status then
         redis.call('LREM', reserved, 1, task_id)
         redis.call('SREM', started, member)
         redis.call('ZREM', task_beats, task_id)
         return nil
     end
-    if attempt ~= '' and (redis.call('HGET', task, 'attempt') ~= attempt
-            or redis.call('HGET', task, 'node') ~= listener) then
+    if attempt ~= '' and (current[2] ~= attempt or current[3] ~= listener) then
         redis.call('SREM', started, member)
         return nil
     end
