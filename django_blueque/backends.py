@@ -18,7 +18,8 @@ process. Priority is not supported: order tasks with queues instead.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -79,11 +80,72 @@ class BluequeBackend(BaseTaskBackend):
 
     def enqueue(self, task: AnyTask, args: Any, kwargs: Any) -> AnyTaskResult:
         self.validate_task(task)
-        task_id = new_task_id()
+        result = self._new_result(task, args, kwargs)
         parameters = payload.encode(task, args, kwargs, self.alias, max_bytes=get_settings().max_parameters)
+
+        def push() -> None:
+            queue = get_client().get_queue(task.queue_name)
+            # The time stored is the time reported, so get_result() reads what enqueue() returned.
+            now = time.time()
+            replicas, timeout = int(self.replicas), float(self.replica_timeout)
+            with self._enqueue_errors(task, result.id):
+                if task.run_after is not None:
+                    eta = task.run_after.timestamp()
+                    queue.schedule(
+                        parameters, eta, task_id=result.id, created=now, replicas=replicas, replica_timeout=timeout
+                    )
+                else:
+                    queue.enqueue(
+                        parameters, task_id=result.id, created=now, replicas=replicas, replica_timeout=timeout
+                    )
+            self._enqueued(result, now)
+
+        self._push(push)
+        return result
+
+    def enqueue_many(
+        self, task: AnyTask, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]]
+    ) -> list[AnyTaskResult]:
+        """Enqueue ``task`` once for each ``(args, kwargs)`` of ``calls``; one round trip for the batch.
+
+        As ``task.enqueue()`` for each, atomic: every task is enqueued or
+        none (``EnqueueError``). A task with ``run_after`` is scheduled one
+        call at a time. Not part of Django's Tasks API: call it on the
+        backend, ``task_backends[task.backend].enqueue_many(task, calls)``.
+        """
+        self.validate_task(task)
+        calls = [(list(args), dict(kwargs)) for args, kwargs in calls]
+        if task.run_after is not None:
+            return [self.enqueue(task, args, kwargs) for args, kwargs in calls]
+        max_bytes = get_settings().max_parameters
+        batch = [
+            (self._new_result(task, args, kwargs), payload.encode(task, args, kwargs, self.alias, max_bytes=max_bytes))
+            for args, kwargs in calls
+        ]
+        if not batch:
+            return []
+
+        def push() -> None:
+            queue = get_client().get_queue(task.queue_name)
+            now = time.time()
+            with self._enqueue_errors(task, batch[-1][0].id, many=len(batch)):
+                queue.enqueue_many(
+                    [parameters for _, parameters in batch],
+                    task_ids=[result.id for result, _ in batch],
+                    created=now,
+                    replicas=int(self.replicas),
+                    replica_timeout=float(self.replica_timeout),
+                )
+            for result, _ in batch:
+                self._enqueued(result, now)
+
+        self._push(push)
+        return [result for result, _ in batch]
+
+    def _new_result(self, task: AnyTask, args: Any, kwargs: Any) -> AnyTaskResult:
         result: AnyTaskResult = TaskResult(
             task=task,
-            id=task_id,
+            id=new_task_id(),
             status=TaskResultStatus.READY,
             enqueued_at=None,
             started_at=None,
@@ -95,37 +157,31 @@ class BluequeBackend(BaseTaskBackend):
             errors=[],
             worker_ids=[],
         )
+        return result
 
-        def push() -> None:
-            queue = get_client().get_queue(task.queue_name)
-            # The time stored is the time reported, so get_result() reads what enqueue() returned.
-            now = time.time()
-            replicas, timeout = int(self.replicas), float(self.replica_timeout)
-            try:
-                if task.run_after is not None:
-                    eta = task.run_after.timestamp()
-                    queue.schedule(
-                        parameters, eta, task_id=task_id, created=now, replicas=replicas, replica_timeout=timeout
-                    )
-                else:
-                    queue.enqueue(parameters, task_id=task_id, created=now, replicas=replicas, replica_timeout=timeout)
-            except redis.RedisError as exc:
-                message = f"Could not enqueue {task.module_path} on queue {task.queue_name!r}: {exc}"
-                raise EnqueueError(message, task_id=task_id) from exc
-            except NotReplicated as exc:
-                message = (
-                    f"{task.module_path} was enqueued on queue {task.queue_name!r}, but {exc}: a failover may lose it"
-                )
-                raise EnqueueError(message, task_id=task_id) from exc
-            update(result, enqueued_at=as_datetime(now))
-            task_enqueued.send(type(self), task_result=result)
+    @contextmanager
+    def _enqueue_errors(self, task: AnyTask, task_id: str, many: int = 0) -> Iterator[None]:
+        """Redis errors and missing replica acknowledgements, as ``EnqueueError``."""
+        what = f"{many} calls of {task.module_path}" if many else task.module_path
+        try:
+            yield
+        except redis.RedisError as exc:
+            message = f"Could not enqueue {what} on queue {task.queue_name!r}: {exc}"
+            raise EnqueueError(message, task_id=task_id) from exc
+        except NotReplicated as exc:
+            message = f"{what} was enqueued on queue {task.queue_name!r}, but {exc}: a failover may lose it"
+            raise EnqueueError(message, task_id=task_id) from exc
 
+    def _enqueued(self, result: AnyTaskResult, now: float) -> None:
+        update(result, enqueued_at=as_datetime(now))
+        task_enqueued.send(type(self), task_result=result)
+
+    def _push(self, push: Callable[[], None]) -> None:
         if self.enqueue_on_commit:
             # Outside a transaction on_commit runs push() at once.
             transaction.on_commit(push, using=self.database)
         else:
             push()
-        return result
 
     def get_result(self, result_id: str) -> AnyTaskResult:
         blueque_task = get_client().get_task(result_id)

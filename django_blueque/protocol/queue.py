@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from . import keys
@@ -11,7 +12,7 @@ from .defaults import DUE_BATCH
 from .errors import NotReplicated
 from .keys import validate_queue_name, validate_task_id
 from .replies import strings
-from .task import COMPLETE, FAILED, PENDING, SCHEDULED, Task
+from .task import COMPLETE, FAILED, SCHEDULED, Task
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -69,7 +70,7 @@ class Queue:
         replicas: int = 0,
         replica_timeout: float = 1.0,
     ) -> str:
-        """Add a pending task and return its id. One round trip, atomic.
+        """Add a pending task and return its id. One round trip (a script), atomic.
 
         ``parameters`` is an opaque string handed to the task's runner;
         ``extra`` holds additional hash fields for clients that know them;
@@ -84,13 +85,64 @@ class Queue:
         so that a failover to one of them cannot lose it; :class:`NotReplicated`
         says when fewer did.
         """
-        with self._redis.pipeline(transaction=True) as pipe:
-            task_id = self._new_task(pipe, PENDING, parameters, extra, task_id, created)
-            pipe.lpush(keys.pending(self._name), task_id)
-            pipe.publish(keys.channel(self._name), self._name)
-            pipe.execute()
+        task_id = new_task_id() if task_id is None else validate_task_id(task_id)
+        self._add_pending([(task_id, parameters)], extra, created)
         self._wait_for_replicas(task_id, replicas, replica_timeout)
         return task_id
+
+    def enqueue_many(
+        self,
+        parameters: Iterable[str],
+        *,
+        task_ids: Sequence[str] | None = None,
+        extra: dict[str, str | float] | None = None,
+        created: float | None = None,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
+    ) -> list[str]:
+        """Add a pending task for each parameters string; return their ids, in order.
+
+        One round trip for the whole batch, atomic: every task is added, or
+        none (a Redis error is raised as it is). The tasks are taken in the
+        order given, as if enqueued one by one. ``task_ids`` (default: new
+        UUID4s) gives their ids, one per task; ``extra``, ``created``,
+        ``replicas`` and ``replica_timeout`` apply to each, as for
+        :meth:`enqueue`; an empty batch sends nothing.
+        """
+        strings = list(parameters)
+        if task_ids is None:
+            ids = [new_task_id() for _ in strings]
+        elif len(task_ids) != len(strings):
+            raise ValueError(f"{len(task_ids)} task ids for {len(strings)} tasks")
+        else:
+            ids = [validate_task_id(task_id) for task_id in task_ids]
+        batch = list(zip(ids, strings, strict=True))
+        if not batch:
+            return []
+        self._add_pending(batch, extra, created)
+        self._wait_for_replicas(batch[-1][0], replicas, replica_timeout)
+        return [task_id for task_id, _ in batch]
+
+    def _add_pending(
+        self, batch: list[tuple[str, str]], extra: dict[str, str | float] | None, created: float | None
+    ) -> None:
+        """Write pending tasks, ``(id, parameters)`` each: one script, one round trip."""
+        for _, parameters in batch:
+            if not isinstance(parameters, str):
+                raise TypeError(f"Task parameters must be a string, not {type(parameters).__name__}")
+        now = time.time() if created is None else float(created)
+        extra_fields = [item for pair in (extra or {}).items() for item in pair]
+        self._scripts.enqueue(
+            keys=[keys.queues(), keys.pending(self._name), *(keys.task(task_id) for task_id, _ in batch)],
+            args=[
+                self._name,
+                keys.channel(self._name),
+                now,
+                len(extra or {}),
+                *extra_fields,
+                *(item for pair in batch for item in pair),
+            ],
+        )
 
     def _wait_for_replicas(self, task_id: str, replicas: int, timeout: float) -> None:
         if replicas <= 0:

@@ -46,7 +46,8 @@ NAMES = (
     "recover",
     "reclaim",
     "deregister",
-    # Schedulers.
+    # Producers and schedulers.
+    "enqueue",
     "enqueue_due",
     "periodic",
     # Monitors.
@@ -91,6 +92,7 @@ class Scripts:
     recover: Script
     reclaim: Script
     deregister: Script
+    enqueue: Script
     enqueue_due: Script
     periodic: Script
     monitor_take: Script

@@ -430,3 +430,50 @@ def test_the_project_is_its_installed_apps_its_settings_and_its_schedule(setting
     packages = payload.project_packages()
     assert {"django", "django_blueque", "testproject", "elsewhere"} <= packages
     assert "sneaky" not in packages
+
+
+def test_enqueue_many_enqueues_each_call_in_one_round_trip(blueque: Client) -> None:
+    backend = task_backends["default"]
+    assert isinstance(backend, BluequeBackend)
+    seen: list[str] = []
+
+    def on_enqueued(sender: object, task_result: Any, **kwargs: Any) -> None:
+        seen.append(task_result.id)
+
+    task_enqueued.connect(on_enqueued)
+    try:
+        blueque.redis.config_resetstat()
+        results = backend.enqueue_many(test_tasks.echo, [((i,), {"n": i}) for i in range(3)])
+        calls = {name: stats["calls"] for name, stats in blueque.redis.info("commandstats").items()}
+    finally:
+        task_enqueued.disconnect(on_enqueued)
+    assert calls["cmdstat_evalsha"] == 1
+    assert seen == [result.id for result in results]
+    assert all(result.enqueued_at is not None for result in results)
+    assert run_pending_tasks() == 3
+    for i, result in enumerate(results):
+        result.refresh()
+        assert result.status == TaskResultStatus.SUCCESSFUL
+        assert result.return_value == {"args": [i], "kwargs": {"n": i}}
+    assert backend.enqueue_many(test_tasks.echo, []) == []
+
+
+def test_enqueue_many_refuses_the_whole_batch_for_one_bad_call(blueque: Client) -> None:
+    backend = task_backends["default"]
+    assert isinstance(backend, BluequeBackend)
+    with pytest.raises(TypeError, match="Unsupported type"):
+        backend.enqueue_many(test_tasks.echo, [((1,), {}), ((object(),), {})])
+    assert blueque.queue_stats() == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_many_on_commit(blueque: Client, settings: SettingsWrapper) -> None:
+    settings.TASKS = {
+        "default": {"BACKEND": "django_blueque.backends.BluequeBackend", "OPTIONS": {"ENQUEUE_ON_COMMIT": True}}
+    }
+    backend = task_backends["default"]
+    assert isinstance(backend, BluequeBackend)
+    with transaction.atomic():
+        results = backend.enqueue_many(test_tasks.noop_task, [((), {}), ((), {})])
+        assert not any(blueque.get_task(result.id).exists for result in results)
+    assert [blueque.get_task(result.id).status for result in results] == ["pending", "pending"]

@@ -31,6 +31,39 @@ def test_enqueue_rejects_non_string_parameters(client: Client, db: Redis) -> Non
     assert db.dbsize() == 0
 
 
+def test_extra_fields_do_not_override_the_protocols_own(client: Client, db: Redis) -> None:
+    task_id = client.get_queue("q").enqueue("params", extra={"status": "complete", "kind": "a", "weight": 1.5})
+    fields = db.hgetall(keys.task(task_id))
+    assert (fields["status"], fields["kind"], fields["weight"]) == ("pending", "a", "1.5")
+
+
+def test_enqueue_many_adds_each_task_in_one_round_trip_in_order(client: Client, db: Redis) -> None:
+    queue = client.get_queue("q")
+    first = queue.enqueue("before")
+    db.config_resetstat()
+    # More than one slice of the script's pushes (1,000 ids each).
+    ids = queue.enqueue_many((f"task {i}" for i in range(2_500)), extra={"kind": "bulk"}, created=1_000.0)
+    calls = {name: stats["calls"] for name, stats in db.info("commandstats").items()}
+    assert calls["cmdstat_evalsha"] == 1 and "cmdstat_multi" not in calls
+    assert calls["cmdstat_publish"] == 1
+    assert len(set(ids)) == 2_500
+    assert db.lrange(keys.pending("q"), 0, -1)[::-1] == [first, *ids]
+    tasks = client.get_tasks([ids[0], ids[-1]])
+    assert [t.parameters for t in tasks] == ["task 0", "task 2499"]
+    assert all((t.status, t.queue, t.fields["kind"], t.created) == ("pending", "q", "bulk", 1_000.0) for t in tasks)
+    # Taken in the order given.
+    listener = client.get_listener("q")
+    assert [listener.listen(timeout=0).id for _ in range(3)] == [first, ids[0], ids[1]]  # type: ignore[union-attr]
+
+
+def test_enqueue_many_adds_all_or_nothing(client: Client, db: Redis) -> None:
+    queue = client.get_queue("q")
+    assert queue.enqueue_many([]) == []
+    with pytest.raises(TypeError, match="must be a string"):
+        queue.enqueue_many(["fine", b"bytes"])  # type: ignore[list-item]
+    assert db.dbsize() == 0
+
+
 @pytest.mark.parametrize("name", ["", " padded", 3])
 def test_bad_queue_names_are_refused(client: Client, name: object) -> None:
     with pytest.raises(ValueError, match="queue name"):
