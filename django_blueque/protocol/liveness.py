@@ -214,7 +214,8 @@ class Recovery:
         The counter's keys: ``released`` (back to pending), ``requeued`` (lost,
         run again), ``failed`` (given back or lost too often), ``rejected``
         (malformed), ``running`` (left to finish), ``dropped`` (stray ids
-        removed), ``listeners`` (dead listeners deregistered).
+        removed), ``gone`` (taken out of the list by someone else meanwhile),
+        ``listeners`` (dead listeners deregistered).
         """
         started = self.watch.now()
         with self._redis.pipeline(transaction=False) as pipe:

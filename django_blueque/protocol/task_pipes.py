@@ -89,14 +89,18 @@ class ChildPipes:
     def go(self, attempt: int, fields: Mapping[str, str] | None = None) -> None:
         """Let the child run its task; a blocking write, as the task's fields may fill the pipe."""
         message = GO + json.dumps({"attempt": attempt, "fields": fields}).encode() + b"\n"
-        os.set_blocking(self.control, True)
         try:
-            while message:
+            with contextlib.suppress(BlockingIOError):  # the usual case: it all fits in the pipe
                 message = message[os.write(self.control, message) :]
+            if message:
+                os.set_blocking(self.control, True)
+                try:
+                    while message:
+                        message = message[os.write(self.control, message) :]
+                finally:
+                    os.set_blocking(self.control, False)
         except BrokenPipeError:  # the child is gone; reaping it gives the task back
             pass
-        finally:
-            os.set_blocking(self.control, False)
 
     def read_report(self) -> Outcome | None:
         """The child's outcome once all of it has come; reads what is there without blocking."""

@@ -158,7 +158,9 @@ def test_children_open_no_redis_connection_of_their_own(client: Client, db: Redi
     before = int(db.info("stats")["total_connections_received"])
     assert forking_runner.run(client, "q", echo, 2, burst=True) == 20
     opened = int(db.info("stats")["total_connections_received"]) - before
-    assert opened <= 3, f"{opened} connections for 20 tasks"
+    # The runner's own, and any child whose runner was too busy to record its
+    # outcome within RECORD_WAIT (it then records it itself): not one each.
+    assert opened <= 10, f"{opened} connections for 20 tasks"
     tasks = client.get_tasks(ids)
     assert [t.status for t in tasks] == ["complete"] * 20
     # Each ran in its own process, whose pid the start recorded.

@@ -10,8 +10,8 @@ check knows nothing of the scripts' text.
 from __future__ import annotations
 
 import hashlib
-import re
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator

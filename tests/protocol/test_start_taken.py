@@ -28,8 +28,8 @@ def test_start_taken_leaves_what_reserve_then_start_leave(client: Client, db: Re
     stored = client.get_task(task_id)
     # The task's code is given the task as reserved, as listen() returns it.
     assert (task.status, task.node, task.fields.get("attempt"), task.pid) == ("reserved", listener.id, None, None)
-    started = {"status": "started", "attempt": "1", "pid": "4242", "process_token": "token-1"}
-    assert {**task.fields, **started, "started_at": task.fields["updated"]} == dict(stored.fields)
+    start_fields = {"status": "started", "attempt": "1", "pid": "4242", "process_token": "token-1"}
+    assert {**task.fields, **start_fields, "started_at": task.fields["updated"]} == dict(stored.fields)
     assert (stored.status, stored.node, stored.pid, stored.parameters) == ("started", listener.id, 4242, "params")
     assert (stored.fields["attempt"], stored.fields["process_token"], stored.fields["kind"]) == ("1", "token-1", "a")
     assert db.lrange(keys.reserved("q", listener.id), 0, -1) == [task_id]
