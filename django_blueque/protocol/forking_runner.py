@@ -403,7 +403,7 @@ class ForkingRunner(Runner):
 
             def on_own() -> None:
                 logger.warning("Task %s beats for itself: %s", task.id, pipes.alone_because)
-                beating.append(TaskHeartbeat(heartbeat, run))
+                beating.append(TaskHeartbeat(heartbeat, run, at_once=True))
 
             pipes.watch(2 * options.beat_interval, on_own)
             outcome = outcome_of(task, self._callback, own_interrupts=True)

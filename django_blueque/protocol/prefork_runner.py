@@ -34,14 +34,16 @@ from . import keys
 from .errors import TaskNotOwned
 from .forking_runner import describe_exit
 from .identity import beating_listener_id, hostname, unique_node
+from .processes import process_token
 from .proctitle import set_title
 from .replies import strings
 from .runner import FORK_ONLY, Runner
 from .supervision import KILL_AFTER, TRANSIENT, Backoff, Escalation, reap_exited, run_child
-from .work import EXIT_REDIS_LOST, EXIT_TAKEN_OVER, Heartbeat, perform, with_retries
+from .work import EXIT_REDIS_LOST, EXIT_TAKEN_OVER, Heartbeat, perform, run_started, with_retries
 
 if TYPE_CHECKING:
-    pass
+    from .listener import Listener
+    from .processor import Processor
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +262,20 @@ class PreforkRunner(Runner):
         signal.signal(signal.SIGTERM, self._on_child_signal)
         run_child(lambda: self._child_loop(burst, slot))
 
+    def _start_taken(self, listener: Listener, taken: tuple[str, str], token: str) -> Processor | None:
+        """Reserve and start a task this child took; its processor, or None when it is not to run.
+
+        Retried through Redis outages, as a start is: the same pid gets the same answer.
+        """
+        pid = os.getpid()
+        started = with_retries(lambda: listener.start_taken(taken, pid, token), f"starting task {taken[1]}")
+        if started is None:
+            return None
+        task, attempt = started
+        processor = self._client.get_processor(task)
+        processor.adopt(pid, attempt)
+        return processor
+
     def _child_loop(self, burst: bool, slot: int) -> int:
         options = self.options
         listener = self._client.get_listener(
@@ -289,6 +305,7 @@ class PreforkRunner(Runner):
             else min(options.max_tasks, options.max_tasks_per_child)
         )
         done = 0
+        token = process_token(os.getpid())
         next_beat = 0.0
         backoff = Backoff(options.backoff_cap, logger)
         try:
@@ -300,18 +317,31 @@ class PreforkRunner(Runner):
                         listener.give_back_strays(())
                         next_beat = time.monotonic() + options.beat_interval
                     set_title(f"blueque-worker child: listening on {', '.join(self._queues)} ({done} done)")
-                    task = listener.listen(timeout=0 if burst else options.block)
+                    timeout = 0 if burst else options.block
+                    if listener.settled:
+                        # Take, then reserve and start in one script: a round trip fewer.
+                        taken = listener.take(timeout)
+                        started = None if taken is None else self._start_taken(listener, taken, token)
+                        task = None if started is None else started.task
+                    else:  # a reply was lost: listen() repairs that first
+                        taken = started = None
+                        task = listener.listen(timeout=timeout)
                     backoff.succeeded()
                 except TRANSIENT as exc:
                     time.sleep(backoff.failed(exc))
                     continue
                 if task is None:
+                    if taken is not None:
+                        continue  # taken, but not to run
                     if burst:
                         return DRAINED
                     continue
                 set_title(f"blueque-task: {task.queue} {task.id}")
                 try:
-                    perform(self._client, task, self._callback, heartbeat=heartbeat)
+                    if started is not None:
+                        run_started(started, self._callback, heartbeat=heartbeat)
+                    else:
+                        perform(self._client, task, self._callback, heartbeat=heartbeat)
                 except TaskNotOwned as exc:
                     logger.warning("Not running task %s: %s", task.id, exc)
                 done += 1

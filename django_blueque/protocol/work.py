@@ -131,9 +131,10 @@ class TaskHeartbeat:
     children too.
     """
 
-    def __init__(self, heartbeat: Heartbeat, run: Run) -> None:
+    def __init__(self, heartbeat: Heartbeat, run: Run, *, at_once: bool = False) -> None:
         self._heartbeat = heartbeat
         self._run_of = run
+        self._at_once = at_once
         self._stopped = threading.Event()
         self._watchdog = (
             None
@@ -150,7 +151,11 @@ class TaskHeartbeat:
         os._exit(status)
 
     def _run(self) -> None:
-        while not self._stopped.wait(self._heartbeat.interval):
+        # With at_once, the first beat is sent now: another process beat for
+        # the run until now, and may have stopped a while ago.
+        wait = 0.0 if self._at_once else self._heartbeat.interval
+        while not self._stopped.wait(wait):
+            wait = self._heartbeat.interval
             sent = time.monotonic()
             try:
                 taken = self._heartbeat.beat([self._run_of])
@@ -277,6 +282,12 @@ def perform(client: Client, task: Task, callback: TaskCallback, *, heartbeat: He
     """
     processor = client.get_processor(task)
     with_retries(processor.start, f"starting task {task.id}")
+    return run_started(processor, callback, heartbeat=heartbeat)
+
+
+def run_started(processor: Processor, callback: TaskCallback, *, heartbeat: Heartbeat | None = None) -> bool:
+    """Run a task this process has started, as :func:`perform` does once the start is recorded."""
+    task = processor.task
     assert processor.attempt is not None
     beating = None if heartbeat is None else TaskHeartbeat(heartbeat, Run(task.id, os.getpid(), processor.attempt))
     try:
