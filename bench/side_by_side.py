@@ -60,8 +60,8 @@ REFERENCE = "django-blueque"
 
 #: Seconds a worker gets to run its first task (imports, connecting, Celery's mingle).
 START_TIMEOUT = 60.0
-#: Seconds a worker gets to exit after SIGTERM before its process group is killed.
-STOP_TIMEOUT = 10.0
+#: Seconds a worker gets to exit after SIGTERM before it gets a second one (then 5 s before SIGKILL).
+STOP_TIMEOUT = 4.0
 
 
 class BenchError(Exception):
@@ -912,6 +912,7 @@ def run(sizes: Sizes, args: argparse.Namespace) -> dict[str, Any]:
         "sizes": sizes.__dict__,
         "elapsed_seconds": elapsed,
         "machine": machine(version),
+        "measured": measured_source(),
         "date": time.strftime("%Y-%m-%d"),
         "measures": [m.as_json() for m in bench.measures.values()],
         "pickup_samples_ms": bench.pickup_samples,
@@ -924,6 +925,20 @@ def run(sizes: Sizes, args: argparse.Namespace) -> dict[str, Any]:
         "cost_commands_per_task": bench.cost_commands,
         **bench.extra,
     }
+
+
+def measured_source() -> str:
+    """Which django_blueque the run measured: the checkout's commit (``+ changes`` if its tree differs)."""
+    source = os.environ.get("BENCH_BLUEQUE_SOURCE")
+    if source:
+        return f"django_blueque from {source}"
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty=+changes", "--exclude", "*"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return f"django-blueque at {done.stdout.strip() or 'an unknown commit'}"
 
 
 def machine(redis_version: str) -> str:
@@ -962,7 +977,7 @@ SCENARIOS = {
 def report(figures: dict[str, Any]) -> str:
     """The tables, as printed."""
     out = [
-        f"{figures['machine']}; {figures['mode']} run, {figures['rounds']} round(s), "
+        f"{figures['machine']}; {figures.get('measured', '')}; {figures['mode']} run, {figures['rounds']} round(s), "
         f"{figures['elapsed_seconds']:.0f} s; tables give the median of the rounds, their min and max"
     ]
     measures = measures_of(figures)
@@ -1021,7 +1036,8 @@ def admin_text(admin: dict[str, Any]) -> str:
 
 def markdown(figures: dict[str, Any], charts: dict[str, str]) -> str:
     out = [
-        f"Run of {figures['date']}: {figures['machine']}; `{figures['mode']}` run, {figures['rounds']} rounds, "
+        f"Run of {figures['date']}: {figures['machine']}; {figures.get('measured', '')}; "
+        f"`{figures['mode']}` run, {figures['rounds']} rounds, "
         f"{figures['elapsed_seconds'] / 60:.0f} min. Median of the rounds, their min and max, and the ratio of "
         "the median to django-blueque's.",
     ]
