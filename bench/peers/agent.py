@@ -29,8 +29,6 @@ def raw_parameters(label, seconds):
 
 
 class Django:
-    bulk_api = None
-
     def __init__(self):
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_project.settings")
         import django
@@ -38,13 +36,26 @@ class Django:
         django.setup()
         from bench_project import tasks
 
+        from django_blueque.backends import BluequeBackend
+
         self.tasks = tasks
+        self.bulk_api = "BluequeBackend.enqueue_many()" if hasattr(BluequeBackend, "enqueue_many") else None
 
     def one(self, task, label, seconds):
         if task == "noop":
             self.tasks.noop.enqueue(label)
         else:
             self.tasks.sleep.enqueue(label, seconds)
+
+    def bulk(self, task, labels, seconds):
+        from django_blueque.compat import task_backends
+
+        if task == "noop":
+            calls = [((label,), {}) for label in labels]
+            task_backends["default"].enqueue_many(self.tasks.noop, calls)
+        else:
+            calls = [((label, seconds), {}) for label in labels]
+            task_backends["default"].enqueue_many(self.tasks.sleep, calls)
 
 
 class Raw:
