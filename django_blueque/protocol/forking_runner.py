@@ -211,7 +211,8 @@ class ForkingRunner(Runner):
         if watchdog is not None:
             watchdog.beat_sent(sent)
         for child in self._children.values():
-            child.pipes.send(KEEPALIVE)
+            if child.processor is not None:  # the others have not been told to run yet
+                child.pipes.send(KEEPALIVE)
         for pid, child in list(self._children.items()):
             if child.task.id in taken and not child.taken_over:
                 logger.warning(

@@ -136,7 +136,8 @@ class ParentPipes:
             chunk = os.read(self._control, 65536)
             if not chunk:  # the parent is gone
                 return None
-            received += chunk
+            # Keepalives may come first, when a start is retried after a heartbeat.
+            received = (received + chunk).lstrip(KEEPALIVE)
             if received.startswith(REFUSE):
                 return None
             if b"\n" in received:
