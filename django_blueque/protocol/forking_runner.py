@@ -142,6 +142,9 @@ class ForkingRunner(Runner):
         self._unsettled: list[tuple[Child, str | None]] = []
         #: Ended after reporting an outcome that is not recorded yet, by pid.
         self._reported: list[tuple[int, Child]] = []
+        #: A process forked ahead of its task, while a slot is free, so that
+        #: the next task starts without waiting for a fork: its pid and pipes.
+        self._spare: tuple[int, ChildPipes] | None = None
         self._escalation = Escalation()
         #: Tasks forked for, for ``max_tasks``.
         self._forked = 0
@@ -248,6 +251,7 @@ class ForkingRunner(Runner):
                     self._beat(listener, watchdog)
                     next_beat = now + interval
                 if self._supervision.stopping:
+                    self._dismiss_spare()
                     self._announce_stop()
                     if not self._children and not self._unsettled and not self._reported:
                         return
@@ -259,6 +263,7 @@ class ForkingRunner(Runner):
                     listener.give_back_strays(
                         [child.task.id for child in self._children.values()]
                         + [child.task.id for child, _ in self._unsettled]
+                        + [child.task.id for _, child in self._reported]
                     )
                     next_recovery = now + recovery.interval * random.uniform(0.8, 1.0)
                 if max_tasks is not None and self._forked >= max_tasks:
@@ -268,6 +273,8 @@ class ForkingRunner(Runner):
                 if not eligible:
                     self._wait(min(next_beat, next_recovery) - now)
                     continue
+                if self._spare is None and not burst:
+                    self._spare = self._new_process()
                 set_title(f"blueque-worker: listening on {', '.join(eligible)} ({len(self._children)} running)")
                 timeout = 0 if burst else min(block, recovery.interval)
                 if listener.settled:
@@ -309,6 +316,19 @@ class ForkingRunner(Runner):
         else:
             assert taken is not None
             task = Task(taken[1], {"queue": taken[0], "node": listener.id})
+        if self._spare is not None:
+            (pid, pipes), self._spare = self._spare, None
+        else:
+            pid, pipes = self._new_process()
+        # The reserve script checked that the count is a whole number.
+        child = Child(task, task.queue or "", int(task.fields.get("attempt") or 0) + 1, pipes, taken=taken)
+        self._children[pid] = child
+        self._forked += 1
+        logger.info("Task %s runs in process %d", task.id, pid)
+        self._start(listener, pid, child)
+
+    def _new_process(self) -> tuple[int, ChildPipes]:
+        """Fork a process that waits to be told which task to run (see :mod:`.task_pipes`)."""
         if self._before_fork is not None:
             self._before_fork()
         pipes = ChildPipes()
@@ -316,14 +336,18 @@ class ForkingRunner(Runner):
         if pid == 0:
             for sibling in self._children.values():
                 sibling.pipes.close()
-            self._run_in_child(task, pipes.in_child())
+            if self._spare is not None:
+                self._spare[1].close()
+            self._run_in_child(pipes.in_child())
         pipes.in_parent()
-        # The reserve script checked that the count is a whole number.
-        child = Child(task, task.queue or "", int(task.fields.get("attempt") or 0) + 1, pipes, taken=taken)
-        self._children[pid] = child
-        self._forked += 1
-        logger.info("Task %s runs in process %d", task.id, pid)
-        self._start(listener, pid, child)
+        return pid, pipes
+
+    def _dismiss_spare(self) -> None:
+        """Let the spare process go: it leaves without running anything."""
+        if self._spare is not None:
+            (_, pipes), self._spare = self._spare, None
+            pipes.send(REFUSE)
+            pipes.close()
 
     def _prepare_for(self, task: Task) -> None:
         if self._prepare is not None:
@@ -344,7 +368,7 @@ class ForkingRunner(Runner):
             processor = self._client.get_processor(task)
             processor.adopt(pid, attempt)
             child.task, child.processor, child.attempt = task, processor, attempt
-            child.pipes.go(attempt, dict(task.fields))
+            child.pipes.go(attempt, task.id, task.fields)
             self._prepare_for(task)  # for the children to come
             return
         processor = self._client.get_processor(child.task)
@@ -357,7 +381,7 @@ class ForkingRunner(Runner):
             return
         assert processor.attempt is not None
         child.processor, child.attempt = processor, processor.attempt
-        child.pipes.go(child.attempt)
+        child.pipes.go(child.attempt, child.task.id, child.task.fields)
 
     def _start_waiting(self, listener: Listener) -> None:
         """Start the tasks whose start Redis did not take (it was out of reach)."""
@@ -380,25 +404,24 @@ class ForkingRunner(Runner):
             self._reported.pop(0)
             self.tasks_run += 1
 
-    def _run_in_child(self, task: Task, pipes: ParentPipes) -> None:
+    def _run_in_child(self, pipes: ParentPipes) -> None:
         self._supervision.in_child()
-        set_title(f"blueque-task: {task.queue} {task.id}")
+        set_title("blueque-task: waiting for a task")
         options = self.options
-        owner = task.node or ""
-
-        def beat(runs: list[Run]) -> list[str]:
-            return liveness.beat(self._client.scripts, beater=None, owner=owner, runs=runs)[1]
-
-        heartbeat = Heartbeat(options.beat_interval, beat, options.redis_lost_after)
 
         def body() -> int:
-            nonlocal task
             go = pipes.wait_for_go()
-            if go is None:  # not this worker's task any more, or the worker is gone
+            if go is None:  # not to run (no longer this worker's task, a stop), or the worker is gone
                 return 0
-            attempt, fields = go
-            if fields is not None:  # the task was taken before the fork: here is all of it
-                task = Task(task.id, fields)
+            attempt, task_id, fields = go
+            task = Task(task_id, fields)
+            set_title(f"blueque-task: {task.queue} {task.id}")
+            owner = task.node or ""
+
+            def beat(runs: list[Run]) -> list[str]:
+                return liveness.beat(self._client.scripts, beater=None, owner=owner, runs=runs)[1]
+
+            heartbeat = Heartbeat(options.beat_interval, beat, options.redis_lost_after)
             run = Run(task.id, os.getpid(), attempt)
             beating: list[TaskHeartbeat] = []
 
@@ -421,6 +444,10 @@ class ForkingRunner(Runner):
 
     def _reap(self) -> None:
         for pid, status in reap_exited():
+            if self._spare is not None and self._spare[0] == pid:
+                self._spare[1].close()
+                self._spare = None
+                continue
             child = self._children.pop(pid, None)
             asked_to_stop = self._escalation.forget(pid)
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
@@ -473,6 +500,7 @@ class ForkingRunner(Runner):
     def _finish(self, listener: Listener, watchdog: RedisWatchdog | None) -> None:
         """Wait for every child and settle its task, whatever stopped the loop."""
         self.stop()
+        self._dismiss_spare()
         while self._children or self._unsettled or self._reported:
             try:
                 self._reap()

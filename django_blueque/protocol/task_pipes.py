@@ -6,11 +6,11 @@ sends back. So a child needs no Redis connection of its own; a new
 connection after a fork (connect, ``HELLO``, ``CLIENT SETINFO``) costs more
 than the fork itself.
 
-- control, parent to child: ``g`` and a line of JSON, run the task (its
-  start is recorded; the JSON holds the attempt, and the task's fields when
-  the child was forked before they were read), ``n`` do not run it (it is
-  no longer this worker's), ``b`` after each heartbeat that succeeded,
-  ``r`` the outcome is recorded.
+- control, parent to child: ``g`` and a line of JSON, run this task (its
+  start is recorded; the JSON holds the attempt, the task's id and its
+  fields, as a child is forked before its task is known), ``n`` do not run
+  it (it is no longer this worker's, or the worker is stopping), ``b`` after
+  each heartbeat that succeeded, ``r`` the outcome is recorded.
 - report, child to parent: the outcome, one line of JSON.
 
 A child is left to itself when its parent stops answering: the control pipe
@@ -86,9 +86,9 @@ class ChildPipes:
         with contextlib.suppress(BrokenPipeError, BlockingIOError):
             os.write(self.control, message)
 
-    def go(self, attempt: int, fields: Mapping[str, str] | None = None) -> None:
-        """Let the child run its task; a blocking write, as the task's fields may fill the pipe."""
-        message = GO + json.dumps({"attempt": attempt, "fields": fields}).encode() + b"\n"
+    def go(self, attempt: int, task_id: str, fields: Mapping[str, str]) -> None:
+        """Let the child run this task; blocking if the task's fields fill the pipe."""
+        message = GO + json.dumps({"attempt": attempt, "id": task_id, "fields": dict(fields)}).encode() + b"\n"
         try:
             with contextlib.suppress(BlockingIOError):  # the usual case: it all fits in the pipe
                 message = message[os.write(self.control, message) :]
@@ -129,8 +129,8 @@ class ParentPipes:
         self._recorded = threading.Event()
         self.alone_because = ""
 
-    def wait_for_go(self) -> tuple[int, dict[str, str] | None] | None:
-        """Block until the parent says: ``(attempt, the task's fields or None)``, or None: do not run."""
+    def wait_for_go(self) -> tuple[int, str, dict[str, str]] | None:
+        """Block until the parent says: ``(attempt, task id, its fields)``, or None: do not run."""
         received = b""
         while True:
             chunk = os.read(self._control, 65536)
@@ -142,7 +142,7 @@ class ParentPipes:
                 return None
             if b"\n" in received:
                 go = json.loads(received[len(GO) : received.index(b"\n")])
-                return int(go["attempt"]), go["fields"]
+                return int(go["attempt"]), str(go["id"]), go["fields"]
 
     @property
     def alone(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from django_blueque.protocol.task_pipes import KEEPALIVE, RECORDED, REFUSE, ChildPipes, ParentPipes
 from django_blueque.protocol.work import Outcome
@@ -23,9 +24,13 @@ def test_keepalives_before_the_go_are_not_taken_for_it() -> None:
     parent, child = linked()
     parent.send(KEEPALIVE)
     parent.send(KEEPALIVE)
-    fields = {"queue": "q", "parameters": "x" * 10_000}
-    parent.go(3, fields)
-    assert child.wait_for_go() == (3, fields)
+    fields = {"queue": "q", "parameters": "x" * 100_000}  # more than a pipe holds
+    waiting = threading.Thread(target=lambda: received.append(child.wait_for_go()))
+    received: list[object] = []
+    waiting.start()
+    parent.go(3, "task-1", fields)
+    waiting.join(10)
+    assert received == [(3, "task-1", fields)]
 
 
 def test_a_refusal_or_a_parent_gone_means_do_not_run() -> None:
