@@ -323,12 +323,14 @@ def descendants(roots: Sequence[int]) -> list[int]:
     return found
 
 
-def rss_bytes(pids: Sequence[int]) -> int:
+def pss_bytes(pids: Sequence[int]) -> int:
+    """The memory of these processes together: each one's proportional set size (PSS), so that
+    pages a forked child shares with its parent count once, not once per process as RSS would."""
     total = 0
     for pid in pids:
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1]) * 1024
         except OSError:
             continue
@@ -357,7 +359,7 @@ class Workers:
             output.close()
 
     def rss(self) -> int:
-        return rss_bytes(descendants([proc.pid for proc in self.procs]))
+        return pss_bytes(descendants([proc.pid for proc in self.procs]))
 
     def check_alive(self) -> None:
         for proc in self.procs:
@@ -739,7 +741,7 @@ class Run:
             self.measure("idle", "round_trips", "Client requests per second, idle worker", "requests/s").add(
                 system.name, idle.reads / idle.seconds
             )
-            self.measure("rss", "tree", "Idle worker tree RSS (worker and its children)", "MiB", digits=1).add(
+            self.measure("rss", "tree", "Idle worker tree memory, PSS (worker and its children)", "MiB", digits=1).add(
                 system.name, rss / 2**20
             )
 
