@@ -119,8 +119,9 @@ class ForkingRunner(Runner):
     children to come, rather than in every child.
 
     This process does its children's Redis work (see :mod:`.task_pipes`):
-    it takes a task, forks, reserves and starts it for the child in one
-    script, beats for it, and records the outcome the child sends back.
+    it takes a task, reserves and starts it in one script for a child (one
+    forked ahead of its task while a slot is free, else a new one), beats
+    for it, and records the outcome the child sends back.
     """
 
     other_mode_options = PREFORK_ONLY
