@@ -111,8 +111,13 @@ def machine() -> str:
         version = said.split("v=", 1)[1].split()[0]
     except (OSError, subprocess.CalledProcessError, IndexError):
         version = "?"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        measured = f" (django-blueque at {commit.stdout.strip()})"
+    except (OSError, subprocess.CalledProcessError):
+        measured = ""
     return (
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.system()} {platform.machine()}, "
+        f"Measured {time.strftime('%Y-%m-%d')}{measured} on {platform.system()} {platform.machine()}, "
         f"{os.cpu_count()} CPU(s), Python {platform.python_version()}, Redis {version}."
     )
 
