@@ -2,7 +2,7 @@
 record survives whatever Redis goes through: a line per event appended to
 the file named by ``BLUEQUE_TEST_JOURNAL``,
 
-    <event> <task id> <attempt> <pid> <time.time()>
+    <event> <task id> <attempt> <pid> <time.time()> <parent pid>
 
 with event ``start`` or ``end`` (a run killed midway has no ``end``). Each
 line is one ``write`` on a file opened with ``O_APPEND``, so lines from
@@ -28,7 +28,9 @@ def _attempt(context: TaskContext) -> int:
 
 
 def record(context: TaskContext, event: str) -> None:
-    line = f"{event} {context.task_result.id} {_attempt(context)} {os.getpid()} {time.time()}\n"
+    # The parent pid is read here: a watcher polling /proc misses a process
+    # killed within its polling period (with its worker, say).
+    line = f"{event} {context.task_result.id} {_attempt(context)} {os.getpid()} {time.time()} {os.getppid()}\n"
     fd = os.open(os.environ[JOURNAL_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())

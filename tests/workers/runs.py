@@ -49,7 +49,7 @@ class Run:
     end: float | None = None
     #: When the process was seen gone (or a zombie); None while it lives or if never watched.
     death: float | None = None
-    #: The parent of the process (the worker that forked it), when first seen alive.
+    #: The parent of the process (the worker that forked it), as its start line says.
     parent: int | None = None
 
     @property
@@ -119,10 +119,10 @@ class Journal:
         lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()
         for line in lines:
-            event, task_id, attempt, pid, when = line.decode().split()
+            event, task_id, attempt, pid, when, parent = line.decode().split()
             key = (task_id, int(attempt), int(pid))  # a prefork child may run a task again
             if event == "start":
-                self._runs[key] = Run(task_id, int(attempt), int(pid), float(when))
+                self._runs[key] = Run(task_id, int(attempt), int(pid), float(when), parent=int(parent))
             elif key in self._runs:
                 self._runs[key].end = float(when)
 
@@ -140,8 +140,6 @@ class Journal:
                 stat = _proc_stat(run.pid)
                 if stat is None or stat[0] == "Z":
                     run.death = now
-                elif run.parent is None:
-                    run.parent = stat[1]
 
     def runs(self, task_id: str | None = None) -> list[Run]:
         """Every run so far (copies), oldest first."""
