@@ -189,3 +189,31 @@ def test_an_outcome_is_recorded_while_the_runner_waits_for_the_next_task(
     finally:
         process.kill()
         process.wait()
+
+
+def test_an_idle_runner_keeps_one_process_forked_ahead_and_the_next_task_runs_in_it(
+    client: Client, redis_url: str, db: Redis
+) -> None:
+    def children() -> list[int]:
+        path = f"/proc/{process.pid}/task/{process.pid}/children"
+        with open(path) as found:
+            return [int(pid) for pid in found.read().split()]
+
+    def settle(predicate: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 10
+        while not predicate():
+            assert time.monotonic() < deadline, f"children: {children()}"
+            time.sleep(0.05)
+
+    process = subprocess.Popen([sys.executable, "-c", RUNNER, redis_url])
+    try:
+        settle(lambda: len(children()) == 1)
+        [spare] = children()
+        task_id = client.get_queue("q").enqueue("0")
+        settle(lambda: client.get_task(task_id).status == "complete")
+        assert client.get_task(task_id).pid == spare
+        # Another takes its place while a slot is free.
+        settle(lambda: len(children()) == 1 and children() != [spare])
+    finally:
+        process.kill()
+        process.wait()
