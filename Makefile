@@ -9,14 +9,14 @@ DJANGO6 := .venv-django6
 # A Python >= 3.12 for the Django 6.x leg of `make test`; empty when none is found.
 PYTHON312 ?= $(shell ./.ci/find-python312)
 
-.PHONY: demo test lint typecheck pytest slow reliability test-django6 screenshots clean bench
+.PHONY: demo test lint typecheck docs pytest slow reliability test-django6 screenshots clean bench
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "django-blueque needs Python 3.11 or newer; run with PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' 'django>=5.2,<5.3'
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs]' 'django>=5.2,<5.3'
 	touch $@
 
 $(BLUEQUE101)/.installed:
@@ -40,6 +40,10 @@ lint: $(BIN)/.installed
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
+
+# The manual (docs/, Sphinx with MyST and Furo) into docs/_build/html; a warning is an error.
+docs: $(BIN)/.installed
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 pytest: $(BIN)/.installed $(BLUEQUE101)/.installed
 	$(BIN)/python -m pytest
@@ -69,7 +73,7 @@ else
 	$(DJANGO6)/bin/python -m pytest --ignore=tests/reliability
 endif
 
-test: lint typecheck pytest test-django6
+test: lint typecheck docs pytest test-django6
 
 # Renew docs/images/ (the admin's screenshots in docs/admin.md) from the browser test.
 screenshots: $(BIN)/.installed
@@ -113,4 +117,4 @@ bench: $(BIN)/.installed $(BLUEQUE101)/.installed $(BENCH_PEER_VENVS)
 	$(BIN)/python bench/side_by_side.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(BLUEQUE101) $(DJANGO6) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(BLUEQUE101) $(DJANGO6) docs/_build build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
