@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 
 class BluequeBackend(BaseTaskBackend):
+    #: What ``TASKS[alias]["OPTIONS"]`` may hold; anything else is E030 (a typo of
+    #: ENQUEUE_ON_COMMIT would otherwise push tasks before the commit, silently).
+    KNOWN_OPTIONS = frozenset({"ENQUEUE_ON_COMMIT", "DATABASE", "REPLICAS", "REPLICA_TIMEOUT"})
+
     supports_defer = True
     supports_async_task = True
     supports_get_result = True
@@ -201,6 +205,13 @@ class BluequeBackend(BaseTaskBackend):
                 id="django_blueque.E020",
             )
             return
+        unknown = sorted(set(self.options) - self.KNOWN_OPTIONS)
+        if unknown:
+            yield checks.Error(
+                f"OPTIONS of backend {self.alias!r} has unknown key(s): {', '.join(map(repr, unknown))}.",
+                hint=f"Known options: {', '.join(sorted(self.KNOWN_OPTIONS))}.",
+                id="django_blueque.E030",
+            )
         replicas, timeout = self.replicas, self.replica_timeout
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             yield checks.Error(

@@ -200,6 +200,8 @@ def test_a_backend_queue_with_a_raw_handler(settings: SettingsWrapper, redis_url
         ({"REPLICAS": 1, "REPLICA_TIMEOUT": 0}, ["django_blueque.E029"]),
         ({"REPLICA_TIMEOUT": "1s"}, ["django_blueque.E029"]),
         ({"REPLICAS": 2, "REPLICA_TIMEOUT": 0.5}, []),
+        ({"ENQUEUE_ON_COMMIT": True, "DATABASE": "default"}, []),
+        ({"ENQUEUE_ON_COMIT": True}, ["django_blueque.E030"]),  # a typo would silently do nothing
     ],
 )
 def test_the_replica_options_of_a_backend(
