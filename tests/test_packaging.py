@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tarfile
@@ -44,3 +45,32 @@ def test_the_sdist_and_the_wheel_carry_what_they_must(tmp_path: Path) -> None:
         in_sdist = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     for path in ["README.md", "CHANGELOG.md", "LICENSE", "docs/admin.md", "docs/images/admin-queues.png"]:
         assert path in in_sdist, path
+
+
+SITE = "https://django-blueque.readthedocs.io/en/latest/"
+REPOSITORY = "https://github.com/django-blueque/django-blueque/blob/main/"
+
+
+def heading_anchor(heading: str) -> str:
+    """The anchor MyST gives a heading (myst_heading_anchors), as GitHub does."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_readme_links_work_on_pypi() -> None:
+    """PyPI shows README.md without docs/: every link is absolute, to a page of the manual or a repository file."""
+    links = re.findall(r"\]\(([^)]+)\)|<(https?://[^>]+)>", (ROOT / "README.md").read_text())
+    targets = [inline or bare for inline, bare in links]
+    assert len(targets) > 10
+    for target in targets:
+        assert target.startswith(("https://", "http://")), f"a relative link in README.md: {target}"
+        if target.startswith(SITE):
+            page, _, anchor = target.removeprefix(SITE).partition("#")
+            if not page:
+                continue
+            source = ROOT / "docs" / page.replace(".html", ".md")
+            assert source.is_file(), f"README.md links to {target}, but there is no {source.relative_to(ROOT)}"
+            if anchor:
+                headings = re.findall(r"^#{1,3} (.+)$", source.read_text(), re.M)
+                assert anchor in {heading_anchor(heading) for heading in headings}, target
+        elif target.startswith(REPOSITORY):
+            assert (ROOT / target.removeprefix(REPOSITORY)).exists(), target
