@@ -22,6 +22,7 @@ serves every queue in priority order); use the forking runner for them.
 from __future__ import annotations
 
 import logging
+import math
 import mmap
 import os
 import signal
@@ -113,9 +114,12 @@ class PreforkRunner(Runner):
         # With max_tasks each child runs at most that many and is not replaced.
         self._respawn = self.options.max_tasks is None
         self._children: set[int] = set()
-        # A child is asked to finish its task and leave; SIGKILL once the
-        # grace period (if any) and KILL_AFTER have passed.
-        self._escalation = Escalation(KILL_AFTER + (self.options.grace or 0))
+        # A child is asked at once to finish its task and leave. Without a grace period
+        # it may take as long as its task does (a stop never cuts a task short unless
+        # asked to); with one, it is killed once the grace period is over (_stop_children),
+        # and, should that kill be missed, KILL_AFTER later.
+        grace = self.options.grace
+        self._escalation = Escalation(math.inf if grace is None else KILL_AFTER + grace)
         self._tally = Tally(self.options.concurrency)
         self._child_stop = False
 

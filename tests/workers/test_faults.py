@@ -13,6 +13,7 @@ import pytest
 
 from django_blueque.connection import get_client
 from django_blueque.protocol import Client
+from django_blueque.protocol.supervision import KILL_AFTER
 from tests.redis_server import RedisServer
 from tests.workers import tasks
 from tests.workers.conftest import LISTENER_TIMEOUT, Spawn, events, wait_for
@@ -126,6 +127,19 @@ def test_sigterm_lets_running_tasks_finish_and_takes_no_more(blueque: Client, sp
     assert statuses(blueque, waiting) == ["pending"] * 2
     assert reserved_ids(blueque) == []
     assert blueque.queue_stats(["default"])["default"].listeners == 0
+
+
+def test_sigterm_lets_a_prefork_child_finish_a_task_however_long(blueque: Client, spawn_worker: Spawn) -> None:
+    """Without --grace a stopping worker waits for its tasks, in prefork mode too: past the ten seconds
+    after which a child that ignores its stop request is killed."""
+    task_id = tasks.sleep.enqueue(KILL_AFTER + 2).id
+    worker = spawn_worker("default", "--concurrency", "1", "--mode", "prefork")
+    wait_for(lambda: statuses(blueque, [task_id]) == ["started"], 20, "the task to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(KILL_AFTER + 20) == 0
+    assert statuses(blueque, [task_id]) == ["complete"]
+    assert [event for event, _, _ in events(blueque, task_id)] == ["start", "end"]
+    assert reserved_ids(blueque) == []
 
 
 @pytest.mark.parametrize("mode", ["fork", "prefork"])
