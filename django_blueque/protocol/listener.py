@@ -20,8 +20,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-import redis.exceptions
-
 from . import keys, liveness
 from .defaults import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
 from .identity import beating_listener_id, hostname, local_pid, plain_listener_id
@@ -29,6 +27,7 @@ from .keys import parse_listener_id, validate_queue_name
 from .liveness import Run
 from .processes import pid_alive, process_alive
 from .replies import fields, flat_fields, optional_strings, string, string_or_none, string_set, strings
+from .supervision import TRANSIENT
 from .task import PENDING, STARTED, Task
 
 if TYPE_CHECKING:
@@ -167,7 +166,7 @@ class Listener:
             try:
                 taken = self._take(serving, wait)
                 task = None if taken is None else self._reserve(*taken)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            except TRANSIENT:
                 # The move may have happened with its reply lost: look in our
                 # lists next time. Or the task was taken and its status update
                 # may or may not have happened: redo it (it is idempotent).
@@ -206,7 +205,7 @@ class Listener:
         while True:
             try:
                 taken = self._take(serving, min(self._block, max(deadline - time.monotonic(), 0.0)))
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            except TRANSIENT:
                 self._check_own_lists = True  # the move may have happened with its reply lost
                 self._close_pubsub()
                 raise

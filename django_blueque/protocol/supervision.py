@@ -32,8 +32,11 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Errors that mean Redis could not be reached (or did not answer in time): wait and try again.
-TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+#: Errors that mean Redis could not be reached (or did not answer in time), or is full: wait and
+#: try again. A Redis at ``maxmemory`` with ``noeviction`` refuses writes (OOM) until memory is
+#: freed; the refused command changed nothing (a script is refused at its first write, and each
+#: script writes only after its checks), so trying it again is as safe as after an outage.
+TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.OutOfMemoryError)
 
 #: Seconds between asking a child to stop and killing it with SIGKILL.
 KILL_AFTER = 10.0

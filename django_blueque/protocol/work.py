@@ -159,7 +159,10 @@ class TaskHeartbeat:
             sent = time.monotonic()
             try:
                 taken = self._heartbeat.beat([self._run_of])
-            except Exception:  # the next beat may succeed; recovery tolerates a few missed
+            except TRANSIENT as exc:  # the next beat may succeed; recovery tolerates a few missed
+                logger.warning("Heartbeat for task %s failed (%s)", self._run_of.task_id, exc)
+                continue
+            except Exception:  # the same, but unexpected: with the traceback
                 logger.warning("Heartbeat for task %s failed", self._run_of.task_id, exc_info=True)
                 continue
             if self._watchdog is not None:

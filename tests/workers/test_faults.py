@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from django_blueque.connection import get_client
 from django_blueque.protocol import Client
@@ -237,3 +238,34 @@ def test_a_prefork_worker_recovers_the_tasks_of_a_dead_worker(blueque: Client, s
         "both tasks to start again on the prefork worker",
     )
     assert [task.fields.get("recoveries") for task in blueque.get_tasks(ids)] == ["1", "1"]
+
+
+@pytest.mark.parametrize("mode", ["fork", "prefork"])
+def test_a_full_redis_stalls_a_worker_without_losing_its_task(
+    blueque: Client, spawn_worker: Spawn, mode: str, tmp_path: Path
+) -> None:
+    """Redis at maxmemory with noeviction refuses writes (OOM) for longer than the timeout: the worker,
+    a scheduler and a monitor wait, as for an outage, and go on once memory is freed; the task ran once."""
+    task_id = tasks.nap.enqueue(1).id
+    worker = spawn_worker("default", "--concurrency", "1", "--mode", mode)
+    others = [spawn_worker(command=command) for command in ("blueque_scheduler", "blueque_monitor")]
+    wait_for(lambda: statuses(blueque, [task_id]) == ["started"], 20, "the task to start")
+    blueque.redis.config_set("maxmemory-policy", "noeviction")
+    blueque.redis.config_set("maxmemory", 1)  # below what Redis uses: writes are refused
+    try:
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            blueque.redis.set("probe", "x")
+        time.sleep(LISTENER_TIMEOUT * 2)  # the task ends meanwhile
+        logs = [(tmp_path / f"worker-{n}.log").read_text() for n in range(3)]
+        assert [process.poll() for process in (worker, *others)] == [None] * 3, logs
+        assert "maxmemory" in logs[0]  # it did meet the refusal
+    finally:
+        blueque.redis.config_set("maxmemory", 0)
+    wait_for(lambda: statuses(blueque, [task_id]) == ["complete"], 20, "the outcome to land")
+    task = blueque.get_task(task_id)
+    assert (task.fields["attempt"], "recoveries" in task.fields, "releases" in task.fields) == ("1", False, False)
+    wait_for(lambda: blueque.redis.llen("blueque_complete_tasks_default") == 0, 20, "the monitor to report the task")
+    for process in (worker, *others):
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    assert reserved_ids(blueque) == []
