@@ -97,22 +97,34 @@ def run_django_task(task: Task) -> str:
     )
     task_started.send(type(backend), task_result=result)
     django_task = result.task
+
+    def failed(exc: BaseException) -> None:
+        traceback_text = "".join(traceback.format_exception(exc))
+        update(result, status=TaskResultStatus.FAILED, finished_at=timezone.now())
+        result.errors.append(TaskError(exception_class_path=class_path(exc), traceback=traceback_text))
+        task_finished.send(type(backend), task_result=result)
+
     try:
         if django_task.takes_context:
             value = django_task.call(TaskContext(task_result=result), *data.args, **data.kwargs)
         else:
             value = django_task.call(*data.args, **data.kwargs)
-        encoded = json.dumps(normalize_json(value))
     except Retry:
         raise
     except BaseException as exc:
         # Another attempt to come: not finished, so no task_finished.
         retry_or_raise(django_task.func, exc, current_attempt(task))
-        traceback_text = "".join(traceback.format_exception(exc))
-        update(result, status=TaskResultStatus.FAILED, finished_at=timezone.now())
-        result.errors.append(TaskError(exception_class_path=class_path(exc), traceback=traceback_text))
-        task_finished.send(type(backend), task_result=result)
+        failed(exc)
         raise
+    try:
+        # Outside the retry policy: every attempt would return what JSON cannot hold, after
+        # doing its work again. No NaN or Infinity either: other clients could not read it.
+        encoded = json.dumps(normalize_json(value), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        error = type(exc)(f"{result.task.module_path} returned a value JSON cannot hold: {exc}")
+        error.__cause__ = exc  # in the traceback kept with the result, as the raise below sets it
+        failed(error)
+        raise error from exc
     update(result, status=TaskResultStatus.SUCCESSFUL, finished_at=timezone.now())
     set_return_value(result, json.loads(encoded))
     task_finished.send(type(backend), task_result=result)

@@ -123,3 +123,18 @@ def sleep_for(seconds: float) -> None:
 def check_context(context: TaskContext, attempt: int) -> None:
     assert isinstance(context, TaskContext)
     assert context.attempt == attempt
+
+
+RETURNS_A_SET_RUNS: list[str] = []
+
+
+@task(takes_context=True)
+@retry(max_attempts=3, backoff=0, jitter=False)
+def returns_a_set(context: TaskContext) -> Any:
+    RETURNS_A_SET_RUNS.append(context.task_result.id)
+    return {1, 2}  # not JSON: no attempt could store it, so none is retried
+
+
+@task
+def returns_nan() -> float:
+    return float("nan")

@@ -113,3 +113,23 @@ def test_backoff_grows_with_jitter() -> None:
 def test_bad_policies_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"must|on"):
         retry(**options)
+
+
+def test_a_return_value_json_cannot_hold_fails_at_once_without_a_retry(blueque: Client) -> None:
+    """Retrying would run the work again only to fail the same way."""
+    result = test_tasks.returns_a_set.enqueue()
+    run_until_done(blueque)
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert test_tasks.RETURNS_A_SET_RUNS.count(result.id) == 1
+    assert "TypeError" in result.errors[-1].traceback
+    assert "returns_a_set returned a value JSON cannot hold" in result.errors[-1].traceback
+
+
+def test_a_return_value_of_nan_fails_the_task(blueque: Client) -> None:
+    """NaN is not JSON: other clients could not read the result (arguments are refused alike)."""
+    result = test_tasks.returns_nan.enqueue()
+    run_until_done(blueque)
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert "ValueError" in result.errors[-1].traceback
