@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import django
 from django.contrib import messages
 from django.contrib.admin import AdminSite
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -41,6 +42,9 @@ PAGE_SIZE = 50
 #: The states a queue page shows first, and the order of its tabs.
 TABS = ("pending", "scheduled", "reserved", "started", "failed", "complete")
 #: How each action is named on buttons and in messages.
+#: The admin's breadcrumbs are an ``ol`` of ``li`` from Django 6.1 (styled only so), a ``div`` before.
+BREADCRUMBS_TAG = "ol" if django.VERSION >= (6, 1) else "div"
+
 LABELS = {
     "retry": "Retry",
     "requeue": "Requeue",
@@ -150,6 +154,7 @@ class BluequeAdminViews:
             "opts": Queue._meta,
             "app_label": Queue._meta.app_label,
             "find_url": reverse("admin:django_blueque_find"),
+            "breadcrumbs_tag": BREADCRUMBS_TAG,
             **extra,
         }
 

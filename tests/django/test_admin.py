@@ -9,6 +9,7 @@ text.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -328,3 +329,24 @@ def test_delete_every_finished_task_before_a_date(blueque: Client, raw: redis.Re
     web.post(reverse("admin:django_blueque_action"), {**form, "older_than": "2020-01-01"})
     assert not blueque.get_task(ids["complete"]).exists and blueque.get_task(newer).exists
     assert web.post(reverse("admin:django_blueque_action"), {**form, "older_than": "soon"}).status_code == 404
+
+
+def test_the_breadcrumbs_are_marked_up_as_the_admin_s_own(blueque: Client, login: Login) -> None:
+    """Django 6.1 styles an ``ol.breadcrumbs`` only, earlier versions a ``div.breadcrumbs``: follow the admin."""
+    web = login(superuser=True)
+    own = web.get(reverse("admin:auth_user_changelist")).content.decode()
+    (tag,) = set(re.findall(r'<(\w+) class="breadcrumbs">', own))
+    for url in [reverse("admin:django_blueque_queue_changelist"), reverse("admin:django_blueque_workers")]:
+        page = web.get(url).content.decode()
+        assert re.findall(r'<(\w+) class="breadcrumbs">', page) == [tag], url
+        assert f"</{tag}>" in page.split('class="breadcrumbs">', 1)[1]
+
+
+def test_the_confirmation_names_the_tasks_left_alone_only_when_there_are_some(blueque: Client, login: Login) -> None:
+    ids = tasks_in_every_state(blueque)
+    web, url = login(superuser=True), reverse("admin:django_blueque_action")
+    only_failed = web.post(url, {"action": "retry", "ids": [ids["failed"]]}).content.decode()
+    assert "Retry the <strong>1</strong> task(s) selected?" in only_failed
+    assert "left alone" not in only_failed
+    mixed = web.post(url, {"action": "retry", "ids": [ids["failed"], ids["pending"]]}).content.decode()
+    assert "Retry <strong>1</strong> of the 2 task(s) selected? The others are left alone" in mixed

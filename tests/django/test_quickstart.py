@@ -165,11 +165,17 @@ def test_the_quick_start_runs_as_written(tmp_path: Path, private_redis: RedisSer
         site.post("/admin/login/?next=/admin/", {"username": "admin", "password": "quick-start"})
         index = site.get("/admin/")
         assert "Blueque" in index and "Queues" in index, "the admin shows no Blueque > Queues"
-        assert started["id"] in site.get("/admin/django_blueque/queue/queues/default?state=failed")
-        outcome = site.post(
-            "/admin/django_blueque/queue/action/",
-            {"action": "retry", "ids": [started["id"]], "confirmed": "yes", "next": "/admin/django_blueque/queue/"},
+        # What the page tells a reader to click: the 1 under "failed", Retry, Apply, Yes, retry.
+        assert 'href="/admin/django_blueque/queue/queues/default?state=failed" data-field="failed">1<' in site.get(
+            "/admin/django_blueque/queue/"
         )
+        failed_page = site.get("/admin/django_blueque/queue/queues/default?state=failed")
+        assert started["id"] in failed_page
+        assert '<option value="retry">Retry</option>' in failed_page
+        assert "Apply to the selected tasks" in failed_page
+        form = {"action": "retry", "ids": [started["id"]], "next": "/admin/django_blueque/queue/"}
+        assert 'value="Yes, retry"' in site.post("/admin/django_blueque/queue/action/", form)
+        outcome = site.post("/admin/django_blueque/queue/action/", {**form, "confirmed": "yes"})
         assert "Retry: retried 1" in outcome
         done = wait_for("the retried task to succeed", status("SUCCESSFUL"))
         assert done == {"id": started["id"], "status": "SUCCESSFUL", "words": 4}
