@@ -271,11 +271,14 @@ class ForkingRunner(Runner):
                     self.stop()
                     continue
                 eligible = self._eligible_queues()
+                if self._spare is None and not burst:
+                    # Forked ahead: while every slot is busy (the main process would only
+                    # wait), or while one is free, so that the next task does not wait for
+                    # a fork. It runs nothing until told which task.
+                    self._spare = self._new_process()
                 if not eligible:
                     self._wait(min(next_beat, next_recovery) - now)
                     continue
-                if self._spare is None and not burst:
-                    self._spare = self._new_process()
                 set_title(f"blueque-worker: listening on {', '.join(eligible)} ({len(self._children)} running)")
                 timeout = 0 if burst else min(block, recovery.interval)
                 if listener.settled:
@@ -303,10 +306,13 @@ class ForkingRunner(Runner):
 
     def _eligible_queues(self) -> list[str]:
         concurrency, limits = self.options.concurrency, self.options.queue_limits
-        if len(self._children) >= concurrency:
+        # A child whose outcome is recorded holds no slot: its task is done, and its process
+        # is only exiting (the next task need not wait for the exit and the reaping).
+        busy = [child for child in self._children.values() if not child.recorded]
+        if len(busy) >= concurrency:
             return []
         running: dict[str, int] = {}
-        for child in self._children.values():
+        for child in busy:
             running[child.queue] = running.get(child.queue, 0) + 1
         return [q for q in self._queues if running.get(q, 0) < limits.get(q, concurrency)]
 
