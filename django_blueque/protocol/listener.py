@@ -385,7 +385,13 @@ class Listener:
     def _deregister(self, queue: str, listener_id: str) -> bool:
         return bool(
             self._scripts.deregister(
-                keys=[keys.listeners(queue), keys.queues(), keys.reserved(queue, listener_id), keys.heartbeats()],
+                keys=[
+                    keys.listeners(queue),
+                    keys.queues(),
+                    keys.reserved(queue, listener_id),
+                    keys.heartbeats(),
+                    keys.listener_timeouts(),
+                ],
                 args=[listener_id, queue, "*"],
             )
         )

@@ -305,12 +305,18 @@ class Recovery:
             counts[outcome] += 1
             if outcome not in ("gone", "running"):
                 logger.warning("Task %s of dead listener %s on queue %s: %s", task_id, listener, queue, outcome)
-        if judged != "*" and self._scripts.deregister(
-            keys=[keys.listeners(queue), keys.queues(), reserved, keys.heartbeats()], args=[listener, queue, judged]
-        ):
+        if judged != "*" and self._deregister_dead(queue, listener, reserved, judged):
             counts["listeners"] += 1
             logger.warning("Deregistered dead listener %s from queue %s", listener, queue)
         return counts
+
+    def _deregister_dead(self, queue: str, listener: str, reserved: str, judged: str) -> bool:
+        # With the other queues' sets: a dead listener listed on none of them loses its
+        # heartbeat and timeout too. One more round trip, for a dead listener only.
+        queues = strings(self._redis.zrange(keys.queues(), 0, -1))
+        others = [keys.listeners(name) for name in queues if name != queue]
+        script_keys = [keys.listeners(queue), keys.queues(), reserved, keys.heartbeats(), keys.listener_timeouts()]
+        return bool(self._scripts.deregister(keys=[*script_keys, *others], args=[listener, queue, judged]))
 
 
 def recover_task(

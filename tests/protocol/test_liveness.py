@@ -307,3 +307,24 @@ def test_a_beat_lets_the_run_of_a_deleted_task_end(client: Client, db: Redis) ->
     assert db.zscore(keys.task_heartbeats(), task_id) is None
     assert not db.exists(keys.task(task_id))
     assert db.lrange(keys.reserved("q", listener.id), 0, -1) == []
+
+
+def test_a_dead_listener_listed_nowhere_leaves_no_heartbeat_behind(client: Client, db: Redis) -> None:
+    """Its heartbeat and timeout would otherwise stay forever, one pair per dead worker (and the admin
+    would list it among the workers for good)."""
+    listener = client.get_listener("q", "r", heartbeat=True, timeout=2)
+    clock = Clock()
+    only_q = recovery(client, clock)
+    assert watch_for(only_q, clock, 3) == {"listeners": 1}
+    # Still a listener of r, which this observer does not watch: its heartbeat stays.
+    assert db.zscore(keys.heartbeats(), listener.id) is not None
+    assert db.hget(keys.listener_timeouts(), listener.id) is not None
+    both = Recovery(client.redis, client.scripts, ["q", "r"], timeout=2, max_recoveries=3, clock=clock)
+    assert watch_for(both, clock, 3) == {"listeners": 1}
+    assert db.smembers(keys.listeners("q")) == db.smembers(keys.listeners("r")) == set()
+    assert db.zscore(keys.heartbeats(), listener.id) is None
+    assert db.hget(keys.listener_timeouts(), listener.id) is None
+    listener.beat()  # it was only frozen: whole again
+    assert listener.id in db.smembers(keys.listeners("q")) and listener.id in db.smembers(keys.listeners("r"))
+    assert db.zscore(keys.heartbeats(), listener.id) is not None
+    assert db.hget(keys.listener_timeouts(), listener.id) == "2"
