@@ -41,10 +41,9 @@ from .chart import per_minute_svg
 PAGE_SIZE = 50
 #: The states a queue page shows first, and the order of its tabs.
 TABS = ("pending", "scheduled", "reserved", "started", "failed", "complete")
-#: How each action is named on buttons and in messages.
 #: The admin's breadcrumbs are an ``ol`` of ``li`` from Django 6.1 (styled only so), a ``div`` before.
 BREADCRUMBS_TAG = "ol" if django.VERSION >= (6, 1) else "div"
-
+#: How each action is named on buttons and in messages.
 LABELS = {
     "retry": "Retry",
     "requeue": "Requeue",

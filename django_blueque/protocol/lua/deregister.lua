@@ -15,8 +15,9 @@
 --          its reserved list through the set), and one judged dead that
 --          beat since is not removed; a dead listener's heartbeat and timeout
 --          stay while it is listed on another queue (its watchers judge it by
---          them), and no longer (nothing else would ever remove them). If it
---          was only frozen, its next beat writes them again
+--          them), and no longer (else they would stay until a scheduler's
+--          sweep of day-old heartbeats). If it was only frozen, its next beat
+--          writes them again
 if ARGV[3] ~= '*' and not same_beat(redis.call('ZSCORE', KEYS[4], ARGV[1]), ARGV[3]) then
     return 0
 end
