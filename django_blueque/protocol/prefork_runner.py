@@ -40,7 +40,7 @@ from .proctitle import set_title
 from .replies import strings
 from .runner import FORK_ONLY, Runner
 from .supervision import KILL_AFTER, TRANSIENT, Backoff, Escalation, reap_exited, run_child
-from .work import EXIT_REDIS_LOST, EXIT_TAKEN_OVER, Heartbeat, perform, run_started, with_retries
+from .work import EXIT_REDIS_LOST, EXIT_TAKEN_OVER, Heartbeat, RunBeater, perform, run_started, with_retries
 
 if TYPE_CHECKING:
     from .listener import Listener
@@ -301,8 +301,8 @@ class PreforkRunner(Runner):
         for queue in self._queues:
             recovery.recover_listener(queue, listener.id)
         # The listener's own heartbeat would stop while a task runs in this
-        # thread: the task's heartbeat thread beats for both.
-        heartbeat = Heartbeat(options.beat_interval, listener.beat, options.redis_lost_after)
+        # thread: the heartbeat thread beats for both while a task runs.
+        beating = RunBeater(Heartbeat(options.beat_interval, listener.beat, options.redis_lost_after))
         most = (
             options.max_tasks_per_child
             if options.max_tasks is None
@@ -343,9 +343,9 @@ class PreforkRunner(Runner):
                 set_title(f"blueque-task: {task.queue} {task.id}")
                 try:
                     if started is not None:
-                        run_started(started, self._callback, heartbeat=heartbeat)
+                        run_started(started, self._callback, beating=beating)
                     else:
-                        perform(self._client, task, self._callback, heartbeat=heartbeat)
+                        perform(self._client, task, self._callback, beating=beating)
                 except TaskNotOwned as exc:
                     logger.warning("Not running task %s: %s", task.id, exc)
                 done += 1
@@ -356,5 +356,6 @@ class PreforkRunner(Runner):
                     )
                     break
         finally:
+            beating.stop()
             listener.close()
         return RECYCLE

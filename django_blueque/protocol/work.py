@@ -145,10 +145,7 @@ class TaskHeartbeat:
         self._thread.start()
 
     def _leave(self, status: int) -> None:
-        reason = "another worker took it over" if status == EXIT_TAKEN_OVER else "Redis is out of reach"
-        logger.warning("Stopping task %s: %s", self._run_of.task_id, reason)
-        logging.shutdown()
-        os._exit(status)
+        leave(self._run_of, status)
 
     def _run(self) -> None:
         # With at_once, the first beat is sent now: another process beat for
@@ -174,6 +171,82 @@ class TaskHeartbeat:
         self._stopped.set()
         if self._watchdog is not None:
             self._watchdog.stop()
+
+
+class RunBeater:
+    """Beats for the run this process has in hand, from one thread that serves run after run.
+
+    For a process that runs task after task (a prefork worker's child): a
+    thread started once costs nothing per task, where a thread per task
+    (:class:`TaskHeartbeat`) costs its start. The thread wakes every
+    ``interval`` and beats for the run in hand, if any, so a run's first beat
+    comes at most ``interval`` after its start, as with a thread of its own.
+    The process leaves as :class:`Heartbeat` says, only for the run still in
+    hand: a run that ended meanwhile is not this process's business any more.
+    """
+
+    def __init__(self, heartbeat: Heartbeat) -> None:
+        self._heartbeat = heartbeat
+        self._lock = threading.Lock()
+        self._run: Run | None = None
+        self._stopped = threading.Event()
+        self._watchdog = (
+            None
+            if heartbeat.redis_lost_after is None
+            else RedisWatchdog(heartbeat.redis_lost_after, lambda: self._leave_if_in_hand(None, EXIT_REDIS_LOST))
+        )
+        self._thread = threading.Thread(target=self._beat_forever, name="blueque-heartbeat", daemon=True)
+        self._thread.start()
+
+    def begin(self, run: Run) -> None:
+        """A run starts (its start was just recorded: Redis answered)."""
+        with self._lock:
+            self._run = run
+            if self._watchdog is not None:
+                self._watchdog.beat_sent(time.monotonic())
+
+    def end(self) -> None:
+        """The run in hand is over: its outcome is about to be recorded."""
+        with self._lock:
+            self._run = None
+
+    def _leave_if_in_hand(self, run: Run | None, status: int) -> None:
+        """Leave with ``status`` if ``run`` (any run, for None) is still in hand."""
+        with self._lock:
+            if self._run is not None and (run is None or self._run is run) and not self._stopped.is_set():
+                leave(self._run, status)
+
+    def _beat_forever(self) -> None:
+        while not self._stopped.wait(self._heartbeat.interval):
+            run = self._run
+            if run is None:
+                continue
+            sent = time.monotonic()
+            try:
+                taken = self._heartbeat.beat([run])
+            except TRANSIENT as exc:  # the next beat may succeed; recovery tolerates a few missed
+                logger.warning("Heartbeat for task %s failed (%s)", run.task_id, exc)
+                continue
+            except Exception:  # the same, but unexpected: with the traceback
+                logger.warning("Heartbeat for task %s failed", run.task_id, exc_info=True)
+                continue
+            if self._watchdog is not None:
+                self._watchdog.beat_sent(sent)
+            if taken:
+                self._leave_if_in_hand(run, EXIT_TAKEN_OVER)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._watchdog is not None:
+            self._watchdog.stop()
+
+
+def leave(run: Run, status: int) -> None:
+    """End this process at once, as :class:`Heartbeat` says: its run was taken over, or Redis is out of reach."""
+    reason = "another worker took it over" if status == EXIT_TAKEN_OVER else "Redis is out of reach"
+    logger.warning("Stopping task %s: %s", run.task_id, reason)
+    logging.shutdown()
+    os._exit(status)
 
 
 @dataclass(frozen=True)
@@ -268,11 +341,11 @@ def record(processor: Processor, outcome: Outcome) -> bool:
     return outcome.kind == "complete"
 
 
-def perform(client: Client, task: Task, callback: TaskCallback, *, heartbeat: Heartbeat | None = None) -> bool:
+def perform(client: Client, task: Task, callback: TaskCallback, *, beating: RunBeater | None = None) -> bool:
     """Run a reserved task here and record the outcome; True if it completed.
 
     Any exception from ``callback`` fails the task, with its message, class
-    and traceback, ``SystemExit`` included. With ``heartbeat`` a thread beats
+    and traceback, ``SystemExit`` included. With ``beating`` its thread beats
     for the task while it runs, and ends this process if the task is taken
     over (see :class:`Heartbeat`): for a worker's task processes only, which
     ignore SIGINT, so a ``KeyboardInterrupt`` there is the task's own and
@@ -285,17 +358,18 @@ def perform(client: Client, task: Task, callback: TaskCallback, *, heartbeat: He
     """
     processor = client.get_processor(task)
     with_retries(processor.start, f"starting task {task.id}")
-    return run_started(processor, callback, heartbeat=heartbeat)
+    return run_started(processor, callback, beating=beating)
 
 
-def run_started(processor: Processor, callback: TaskCallback, *, heartbeat: Heartbeat | None = None) -> bool:
+def run_started(processor: Processor, callback: TaskCallback, *, beating: RunBeater | None = None) -> bool:
     """Run a task this process has started, as :func:`perform` does once the start is recorded."""
     task = processor.task
     assert processor.attempt is not None
-    beating = None if heartbeat is None else TaskHeartbeat(heartbeat, Run(task.id, os.getpid(), processor.attempt))
+    if beating is not None:
+        beating.begin(Run(task.id, os.getpid(), processor.attempt))
     try:
-        outcome = outcome_of(task, callback, own_interrupts=heartbeat is not None)
+        outcome = outcome_of(task, callback, own_interrupts=beating is not None)
     finally:
         if beating is not None:
-            beating.stop()
+            beating.end()
     return record(processor, outcome)
