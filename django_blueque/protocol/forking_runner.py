@@ -26,7 +26,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import liveness
 from .errors import TaskNotOwned
@@ -64,6 +64,15 @@ logger = logging.getLogger(__name__)
 RECORD_WAIT = 0.05
 
 
+class Forked(NamedTuple):
+    """A process just forked, waiting to be told which task to run."""
+
+    pid: int
+    pipes: ChildPipes
+    #: Its :func:`~.processes.process_token`, read once it is forked (off the path of a task's start).
+    token: str
+
+
 @dataclass
 class Child:
     """A forked process running one task, as the parent tracks it."""
@@ -73,6 +82,7 @@ class Child:
     #: The attempt its start records (the task's count so far, plus one).
     attempt: int
     pipes: ChildPipes = field(repr=False)
+    token: str = ""
     #: Set once this process has recorded the task's start for the child.
     processor: Processor | None = None
     #: ``(queue, id)`` of a task taken but not reserved yet: it is reserved
@@ -145,7 +155,7 @@ class ForkingRunner(Runner):
         self._reported: list[tuple[int, Child]] = []
         #: A process forked ahead of its task, while a slot is free, so that
         #: the next task starts without waiting for a fork: its pid and pipes.
-        self._spare: tuple[int, ChildPipes] | None = None
+        self._spare: Forked | None = None
         self._escalation = Escalation()
         #: Tasks forked for, for ``max_tasks``.
         self._forked = 0
@@ -324,17 +334,17 @@ class ForkingRunner(Runner):
             assert taken is not None
             task = Task(taken[1], {"queue": taken[0], "node": listener.id})
         if self._spare is not None:
-            (pid, pipes), self._spare = self._spare, None
+            (pid, pipes, token), self._spare = self._spare, None
         else:
-            pid, pipes = self._new_process()
+            pid, pipes, token = self._new_process()
         # The reserve script checked that the count is a whole number.
-        child = Child(task, task.queue or "", int(task.fields.get("attempt") or 0) + 1, pipes, taken=taken)
+        child = Child(task, task.queue or "", int(task.fields.get("attempt") or 0) + 1, pipes, token, taken=taken)
         self._children[pid] = child
         self._forked += 1
         logger.info("Task %s runs in process %d", task.id, pid)
         self._start(listener, pid, child)
 
-    def _new_process(self) -> tuple[int, ChildPipes]:
+    def _new_process(self) -> Forked:
         """Fork a process that waits to be told which task to run (see :mod:`.task_pipes`)."""
         if self._before_fork is not None:
             self._before_fork()
@@ -344,15 +354,15 @@ class ForkingRunner(Runner):
             for sibling in self._children.values():
                 sibling.pipes.close()
             if self._spare is not None:
-                self._spare[1].close()
+                self._spare.pipes.close()
             self._run_in_child(pipes.in_child())
         pipes.in_parent()
-        return pid, pipes
+        return Forked(pid, pipes, process_token(pid))
 
     def _dismiss_spare(self) -> None:
         """Let the spare process go: it leaves without running anything."""
         if self._spare is not None:
-            (_, pipes), self._spare = self._spare, None
+            pipes, self._spare = self._spare.pipes, None
             pipes.send(REFUSE)
             pipes.close()
 
@@ -366,16 +376,16 @@ class ForkingRunner(Runner):
     def _start(self, listener: Listener, pid: int, child: Child) -> None:
         """Record the start of the child's task for it, then let it run (or tell it not to)."""
         if child.taken is not None:
-            started = listener.start_taken(child.taken, pid, process_token(pid))
+            started = listener.start_taken(child.taken, pid, child.token or process_token(pid))
             if started is None:
                 child.refused = True
                 child.pipes.send(REFUSE)
                 return
             task, attempt = started
+            child.pipes.go(attempt, task.id, task.fields)  # first: the child waits for it
             processor = self._client.get_processor(task)
             processor.adopt(pid, attempt)
             child.task, child.processor, child.attempt = task, processor, attempt
-            child.pipes.go(attempt, task.id, task.fields)
             self._prepare_for(task)  # for the children to come
             return
         processor = self._client.get_processor(child.task)
@@ -415,6 +425,7 @@ class ForkingRunner(Runner):
         self._supervision.in_child()
         set_title("blueque-task: waiting for a task")
         options = self.options
+        pipes.prepare_watch()
 
         def body() -> int:
             go = pipes.wait_for_go()
@@ -451,8 +462,8 @@ class ForkingRunner(Runner):
 
     def _reap(self) -> None:
         for pid, status in reap_exited():
-            if self._spare is not None and self._spare[0] == pid:
-                self._spare[1].close()
+            if self._spare is not None and self._spare.pid == pid:
+                self._spare.pipes.close()
                 self._spare = None
                 continue
             child = self._children.pop(pid, None)

@@ -128,6 +128,17 @@ class ParentPipes:
         self._alone = threading.Event()
         self._recorded = threading.Event()
         self.alone_because = ""
+        #: The watch's thread, and what :meth:`watch` hands it: until then
+        #: the control pipe is :meth:`wait_for_go`'s alone.
+        self._watcher: threading.Thread | None = None
+        self._handed = threading.Event()
+        self._watch_with: tuple[float, Callable[[], None]] = (0.0, lambda: None)
+
+    def prepare_watch(self) -> None:
+        """Start the watch's thread now, idle until :meth:`watch`: in a process just forked, a
+        thread's start costs a millisecond or more, better spent before its task is known."""
+        self._watcher = threading.Thread(target=self._watch_when_handed, name="blueque-parent-watch", daemon=True)
+        self._watcher.start()
 
     def wait_for_go(self) -> tuple[int, str, dict[str, str]] | None:
         """Block until the parent says: ``(attempt, task id, its fields)``, or None: do not run."""
@@ -150,25 +161,29 @@ class ParentPipes:
 
     def watch(self, silence: float, on_alone: Callable[[], None]) -> None:
         """Watch the control pipe from a thread; call ``on_alone`` once the parent stops answering."""
+        self._watch_with = (silence, on_alone)
+        if self._watcher is None:
+            self.prepare_watch()
+        self._handed.set()
 
-        def run() -> None:
-            last = time.monotonic()
-            while True:
-                readable, _, _ = select.select([self._control], [], [], max(silence - (time.monotonic() - last), 0))
-                if readable:
-                    data = os.read(self._control, 4096)
-                    if not data:
-                        self._leave_alone("its worker's main process is gone", on_alone)
-                        return
-                    if RECORDED in data:
-                        self._recorded.set()
-                        return
-                    last = time.monotonic()
-                elif time.monotonic() - last >= silence:
-                    self._leave_alone(f"no word from its worker's main process for {silence:.1f}s", on_alone)
+    def _watch_when_handed(self) -> None:
+        self._handed.wait()
+        silence, on_alone = self._watch_with
+        last = time.monotonic()
+        while True:
+            readable, _, _ = select.select([self._control], [], [], max(silence - (time.monotonic() - last), 0))
+            if readable:
+                data = os.read(self._control, 4096)
+                if not data:
+                    self._leave_alone("its worker's main process is gone", on_alone)
                     return
-
-        threading.Thread(target=run, name="blueque-parent-watch", daemon=True).start()
+                if RECORDED in data:
+                    self._recorded.set()
+                    return
+                last = time.monotonic()
+            elif time.monotonic() - last >= silence:
+                self._leave_alone(f"no word from its worker's main process for {silence:.1f}s", on_alone)
+                return
 
     def _leave_alone(self, because: str, on_alone: Callable[[], None]) -> None:
         self.alone_because = because
