@@ -105,7 +105,7 @@ QUICK = Sizes(
     rounds=2, enqueue=500, drain=100, pickup=10, idle=2.0, cost=50, long_task=3.0, burst=4, admin_big=1_000_000
 )
 FULL = Sizes(
-    rounds=5, enqueue=2000, drain=1000, pickup=20, idle=10.0, cost=200, long_task=15.0, burst=6, admin_big=1_000_000
+    rounds=5, enqueue=2000, drain=1000, pickup=20, idle=15.0, cost=200, long_task=15.0, burst=6, admin_big=1_000_000
 )
 
 

@@ -19,10 +19,15 @@ DEFAULT_MAX_RELEASES = 20
 DEFAULT_RESULT_TTL = 24 * 3600.0
 #: Seconds a reported failed task stays readable before its hash is deleted.
 DEFAULT_FAILED_RESULT_TTL = 7 * 24 * 3600.0
-#: Longest single blocking call, in seconds. An idle listener polls once per
-#: period (one BLMOVE; or, on several queues, one script running one EXISTS)
-#: and stays responsive to shutdown within it.
-DEFAULT_BLOCK_TIMEOUT = 2.0
+#: Longest single blocking call, in seconds: an idle listener on one queue
+#: sends one BLMOVE per period (it is also kept under redis-py's socket
+#: timeout, 5 s by default, and a runner's heartbeat interval). A worker's
+#: stop does not wait for it: a stop request cuts the call short.
+DEFAULT_BLOCK_TIMEOUT = 4.0
+#: Longest wait, in seconds, of a listener on several queues between two
+#: looks at their pending lists (one script): it wakes at once for tasks
+#: whose producer publishes, and finds the others (Blueque 1.0.1's) within it.
+POLL_PERIOD = 2.0
 #: Ids read and acted on per round by :meth:`Operations.each_in_state`.
 DEFAULT_BATCH = 100
 #: Due tasks moved per script call by :meth:`Queue.enqueue_due_tasks`; bounds

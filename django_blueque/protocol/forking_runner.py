@@ -35,7 +35,7 @@ from .liveness import Run
 from .processes import describe_status, process_token
 from .proctitle import set_title
 from .runner import PREFORK_ONLY, Runner
-from .supervision import TRANSIENT, Backoff, Escalation, reap_exited, run_child
+from .supervision import TRANSIENT, Backoff, Escalation, Interrupted, reap_exited, run_child
 from .task import Task
 from .task_pipes import KEEPALIVE, RECORDED, REFUSE, ChildPipes, ParentPipes
 from .work import (
@@ -195,10 +195,7 @@ class ForkingRunner(Runner):
             self._finish(listener, watchdog)
             if watchdog is not None:
                 watchdog.stop()
-            try:
-                listener.close()
-            except TRANSIENT:
-                logger.warning("Could not deregister listener %s: Redis unavailable; recovery will", listener.id)
+            close(listener)
 
     def _announce_stop(self) -> None:
         """Say at once what a stop request does."""
@@ -290,16 +287,23 @@ class ForkingRunner(Runner):
                     self._wait(min(next_beat, next_recovery) - now)
                     continue
                 set_title(f"blueque-worker: listening on {', '.join(eligible)} ({len(self._children)} running)")
-                timeout = 0 if burst else min(block, recovery.interval)
-                if listener.settled:
-                    taken = listener.take(timeout, eligible)
-                    if taken is not None:
-                        self._fork(listener, taken=taken)
-                else:  # a reply was lost: listen() repairs that first
-                    task = listener.listen(timeout=timeout, queues=eligible)
-                    taken = None if task is None else (task.queue or "", task.id)
-                    if task is not None:
-                        self._fork(listener, task=task)
+                # Back in time for the next heartbeat: the children hear from this process after each.
+                timeout = 0 if burst else max(min(block, recovery.interval, next_beat - now), 0.0)
+                task = None
+                try:
+                    with self._supervision.interruptible():
+                        if listener.settled:
+                            taken = listener.take(timeout, eligible)
+                        else:  # a reply was lost: listen() repairs that first
+                            task = listener.listen(timeout=timeout, queues=eligible)
+                            taken = None if task is None else (task.queue or "", task.id)
+                except Interrupted:
+                    listener.unsettle()  # the stop's give-back repairs what the cut left
+                    continue
+                if task is not None:
+                    self._fork(listener, task=task)
+                elif taken is not None:
+                    self._fork(listener, taken=taken)
                 backoff.succeeded()
                 if taken is None and burst:
                     if not self._children and not self._reported:
@@ -533,6 +537,17 @@ class ForkingRunner(Runner):
             except TRANSIENT as exc:
                 logger.warning("Redis unavailable while stopping (%s)", exc)
                 self._supervision.wait(1.0)
+
+
+def close(listener: Listener) -> None:
+    """Deregister a runner's listener once nothing of it runs, first giving back what a take cut
+    short by the stop, or a lost reply, left in its lists."""
+    try:
+        if not listener.settled:
+            listener.give_back_strays(())
+        listener.close()
+    except TRANSIENT:
+        logger.warning("Could not deregister listener %s: Redis unavailable; recovery will", listener.id)
 
 
 def run(

@@ -21,7 +21,13 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from . import keys, liveness
-from .defaults import DEFAULT_BLOCK_TIMEOUT, DEFAULT_LISTENER_TIMEOUT, DEFAULT_MAX_RECOVERIES, DEFAULT_MAX_RELEASES
+from .defaults import (
+    DEFAULT_BLOCK_TIMEOUT,
+    DEFAULT_LISTENER_TIMEOUT,
+    DEFAULT_MAX_RECOVERIES,
+    DEFAULT_MAX_RELEASES,
+    POLL_PERIOD,
+)
 from .identity import beating_listener_id, hostname, local_pid, plain_listener_id
 from .keys import parse_listener_id, validate_queue_name
 from .liveness import Run
@@ -181,6 +187,16 @@ class Listener:
             if deadline is not None and time.monotonic() >= deadline:
                 return None
 
+    def unsettle(self) -> None:
+        """Say that a take or listen was cut short at an unknown point (see :class:`~.supervision.Interrupted`).
+
+        A task may have been moved into this listener's lists, or reserved
+        there, without the caller knowing: :meth:`listen` looks there first,
+        and a caller that stops gives it back (:meth:`give_back_strays`).
+        """
+        self._check_own_lists = True
+        self._close_pubsub()
+
     @property
     def settled(self) -> bool:
         """No reply was lost since the last look at this listener's own lists.
@@ -269,7 +285,7 @@ class Listener:
             return taken
         # After a quiet period the caller's next call polls again: one poll per
         # period for producers that do not publish.
-        return self._take_first(serving) if self._wait_for_message(pubsub, wait) else None
+        return self._take_first(serving) if self._wait_for_message(pubsub, min(wait, POLL_PERIOD)) else None
 
     @staticmethod
     def _wait_for_message(pubsub: PubSub, wait: float) -> bool:

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING
 
 from . import keys
 from .errors import TaskNotOwned
-from .forking_runner import describe_exit
+from .forking_runner import close, describe_exit
 from .identity import beating_listener_id, hostname, unique_node
 from .processes import process_token
 from .proctitle import set_title
 from .replies import strings
 from .runner import FORK_ONLY, Runner
-from .supervision import KILL_AFTER, TRANSIENT, Backoff, Escalation, reap_exited, run_child
+from .supervision import KILL_AFTER, TRANSIENT, Backoff, Escalation, Interrupted, reap_exited, run_child
 from .work import EXIT_REDIS_LOST, EXIT_TAKEN_OVER, Heartbeat, RunBeater, perform, run_started, with_retries
 
 if TYPE_CHECKING:
@@ -259,6 +259,7 @@ class PreforkRunner(Runner):
 
     def _on_child_signal(self, signum: int, frame: FrameType | None) -> None:
         self._child_stop = True
+        self._supervision.interrupt()  # waiting for a task: stop waiting
 
     def _child_main(self, burst: bool, slot: int) -> None:
         self._supervision.in_child()
@@ -321,18 +322,24 @@ class PreforkRunner(Runner):
                         listener.give_back_strays(())
                         next_beat = time.monotonic() + options.beat_interval
                     set_title(f"blueque-worker child: listening on {', '.join(self._queues)} ({done} done)")
-                    timeout = 0 if burst else options.block
+                    # Back in time for the next heartbeat.
+                    timeout = 0 if burst else max(min(options.block, next_beat - time.monotonic()), 0.0)
+                    taken = started = task = None
                     if listener.settled:
                         # Take, then reserve and start in one script: a round trip fewer.
-                        taken = listener.take(timeout)
+                        with self._supervision.interruptible():
+                            taken = listener.take(timeout)
                         started = None if taken is None else self._start_taken(listener, taken, token)
                         task = None if started is None else started.task
                     else:  # a reply was lost: listen() repairs that first
-                        taken = started = None
-                        task = listener.listen(timeout=timeout)
+                        with self._supervision.interruptible():
+                            task = listener.listen(timeout=timeout)
                     backoff.succeeded()
                 except TRANSIENT as exc:
                     time.sleep(backoff.failed(exc))
+                    continue
+                except Interrupted:
+                    listener.unsettle()  # the give-back below repairs what the cut left
                     continue
                 if task is None:
                     if taken is not None:
@@ -357,5 +364,5 @@ class PreforkRunner(Runner):
                     break
         finally:
             beating.stop()
-            listener.close()
+            close(listener)
         return RECYCLE

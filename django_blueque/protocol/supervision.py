@@ -23,6 +23,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
@@ -140,10 +141,20 @@ class Backoff:
         self.failures = 0
 
 
+class Interrupted(BaseException):
+    """A stop request cut short the blocking call under :meth:`Supervision.interruptible`.
+
+    A ``BaseException``, as ``KeyboardInterrupt`` is, so that no ``except
+    Exception`` on the way swallows it; redis-py drops a connection whose
+    reply it was waiting for when one passes.
+    """
+
+
 class Supervision:
     """Stop requests (signals, :meth:`stop`) and interruptible sleeps of one long-running process."""
 
     def __init__(self) -> None:
+        self._interruptible = False
         self.signals = 0
         #: Signals received so far, by number.
         self.received: dict[int, int] = {}
@@ -174,6 +185,28 @@ class Supervision:
         self.signals += 1
         self.received[signum] = self.received.get(signum, 0) + 1
         self.stop()
+        self.interrupt()
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Let a stop request cut short the blocking call inside: it raises :class:`Interrupted` there.
+
+        For waiting for the next task, so that an idle worker stops at once
+        however long it blocks. The exception may come at any point inside,
+        before or after the call's reply: what the call did is unknown (see
+        :meth:`~.listener.Listener.unsettle`).
+        """
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+    def interrupt(self) -> None:
+        """From a stop request's signal handler: raise :class:`Interrupted` inside :meth:`interruptible`."""
+        if self._interruptible:
+            self._interruptible = False
+            raise Interrupted
 
     def open(self, *, install_signal_handlers: bool = True) -> None:
         """Create the wakeup fd and, if asked, handle SIGTERM, SIGINT and SIGCHLD."""

@@ -7,11 +7,16 @@ import inspect
 import os
 import re
 import signal
+import subprocess
+import sys
+import textwrap
+import time
 from typing import Any
 
 import pytest
+from redis import Redis
 
-from django_blueque.protocol import Client, ForkingRunner, PreforkRunner, Task, WorkerOptions, forking_runner
+from django_blueque.protocol import Client, ForkingRunner, PreforkRunner, Task, WorkerOptions, forking_runner, keys
 
 
 def echo(task: Task) -> str:
@@ -105,3 +110,53 @@ def test_both_runners_count_the_tasks_that_ran_lost_ones_included(
     assert (worker.tasks_run, worker.tasks_released) == (7, 0)
     assert [t.status for t in client.get_tasks(ids)] == ["complete"] * 5
     assert client.get_task(dying).status == "failed"
+
+
+IDLE_RUNNER = textwrap.dedent(
+    """
+    import sys
+    from django_blueque.protocol import Client, ForkingRunner, PreforkRunner
+
+    runner = {"fork": ForkingRunner, "prefork": PreforkRunner}[sys.argv[2]]
+    # A minute's block, far past any wait for a stop (no socket timeout to keep it under).
+    client = Client(sys.argv[1], socket_timeout=None)
+    runner(client, "q", lambda task: "", 2, block_timeout=60, listener_timeout=240).run()
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["fork", "prefork"])
+def test_an_idle_runner_stops_at_once_however_long_it_blocks(client: Client, redis_url: str, mode: str) -> None:
+    process = subprocess.Popen([sys.executable, "-c", IDLE_RUNNER, redis_url, mode])
+    try:
+        deadline = time.monotonic() + 20
+        while client.queue_stats(["q"])["q"].listeners < (1 if mode == "fork" else 2):
+            assert time.monotonic() < deadline, "the runner did not start listening"
+            time.sleep(0.05)
+        time.sleep(0.5)  # blocked in BLMOVE by now
+        process.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        assert process.wait(20) == 0
+        assert time.monotonic() - stopped < 5
+    finally:
+        process.kill()
+    assert client.queue_stats(["q"])["q"].listeners == 0
+    # And it took no task on its way out.
+    task_id = client.get_queue("q").enqueue("after")
+    assert client.get_task(task_id).status == "pending"
+
+
+def test_a_take_cut_short_by_a_stop_gives_its_task_back(client: Client, db: Redis) -> None:
+    """The stop may cut a take short after its move: the id is in the listener's list, unknown to
+    the runner. Closing the listener gives it back to pending, first in line."""
+    queue = client.get_queue("q")
+    first, second = queue.enqueue("first"), queue.enqueue("second")
+    listener = client.get_listener("q", heartbeat=True)
+    assert listener.take(0) == ("q", first)
+    listener.unsettle()  # what the runner does when Interrupted comes
+    forking_runner.close(listener)
+    assert db.lrange(keys.reserved("q", listener.id), 0, -1) == []
+    assert client.get_task(first).status == "pending"
+    assert client.get_listener("q").listen(timeout=1).id == first  # type: ignore[union-attr]
+    assert client.get_task(second).status == "pending"
+    assert listener.id not in db.smembers(keys.listeners("q"))
