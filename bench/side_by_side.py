@@ -178,6 +178,12 @@ class System:
 
 MAIN_SYSTEMS = [
     System(REFERENCE, "django", lambda: [django_worker("bench", 2)], lambda _: django_worker("bench", 1)),
+    System(
+        f"{REFERENCE} prefork",
+        "django",
+        lambda: [django_worker("bench", 2, "prefork")],
+        lambda _: django_worker("bench", 1, "prefork"),
+    ),
     System("blueque 1.0.1", "blueque101", lambda: [blueque101_worker(2)], lambda _: blueque101_worker(1)),
     System("RQ", "rq", lambda: [rq_worker(), rq_worker()], lambda _: rq_worker()),
     System("Celery", "celery", lambda: [celery_worker(2, "w1")], lambda node: celery_worker(1, node)),

@@ -40,7 +40,16 @@ from .proctitle import set_title
 from .replies import strings
 from .runner import FORK_ONLY, Runner
 from .supervision import KILL_AFTER, TRANSIENT, Backoff, Escalation, Interrupted, reap_exited, run_child
-from .work import EXIT_REDIS_LOST, EXIT_TAKEN_OVER, Heartbeat, RunBeater, perform, run_started, with_retries
+from .work import (
+    EXIT_REDIS_LOST,
+    EXIT_TAKEN_OVER,
+    Heartbeat,
+    RunBeater,
+    perform,
+    record,
+    run_to_outcome,
+    with_retries,
+)
 
 if TYPE_CHECKING:
     from .listener import Listener
@@ -257,6 +266,10 @@ class PreforkRunner(Runner):
 
     # The child.
 
+    def _over_memory(self) -> bool:
+        limit = self.options.max_memory_mb
+        return limit is not None and resident_memory_mb() > limit
+
     def _on_child_signal(self, signum: int, frame: FrameType | None) -> None:
         self._child_stop = True
         self._supervision.interrupt()  # waiting for a task: stop waiting
@@ -313,19 +326,25 @@ class PreforkRunner(Runner):
         token = process_token(os.getpid())
         next_beat = 0.0
         backoff = Backoff(options.backoff_cap, logger)
+        # A task the last outcome's round trip moved into our list, to start next.
+        next_taken: tuple[str, str] | None = None
         try:
             while not self._child_stop and done < most:
                 try:
                     if time.monotonic() >= next_beat:
                         listener.beat()
-                        # Idle: its lists hold nothing it runs.
-                        listener.give_back_strays(())
+                        # Its lists hold nothing it runs, but the task taken next.
+                        listener.give_back_strays(() if next_taken is None else (next_taken[1],))
                         next_beat = time.monotonic() + options.beat_interval
                     set_title(f"blueque-worker child: listening on {', '.join(self._queues)} ({done} done)")
                     # Back in time for the next heartbeat.
                     timeout = 0 if burst else max(min(options.block, next_beat - time.monotonic()), 0.0)
                     taken = started = task = None
-                    if listener.settled:
+                    if next_taken is not None:
+                        taken, next_taken = next_taken, None
+                        started = self._start_taken(listener, taken, token)
+                        task = None if started is None else started.task
+                    elif listener.settled:
                         # Take, then reserve and start in one script: a round trip fewer.
                         with self._supervision.interruptible():
                             taken = listener.take(timeout)
@@ -348,21 +367,30 @@ class PreforkRunner(Runner):
                         return DRAINED
                     continue
                 set_title(f"blueque-task: {task.queue} {task.id}")
+                over_memory = False
                 try:
                     if started is not None:
-                        run_started(started, self._callback, beating=beating)
+                        outcome = run_to_outcome(started, self._callback, beating)
+                        over_memory = self._over_memory()
+                        # Not stopping: the outcome's round trip takes the next task too.
+                        then = None if self._child_stop or done + 1 >= most or over_memory else listener.next_task()
+                        record(started, outcome, then=then, lost=listener.unsettle)
+                        next_taken = None if then is None else then.taken
                     else:
                         perform(self._client, task, self._callback, beating=beating)
+                        over_memory = self._over_memory()
                 except TaskNotOwned as exc:
                     logger.warning("Not running task %s: %s", task.id, exc)
                 done += 1
                 self._tally.write(slot, done)
-                if options.max_memory_mb is not None and resident_memory_mb() > options.max_memory_mb:
+                if over_memory:
                     logger.info(
                         "Child %d leaves after %d tasks: memory above %s MiB", os.getpid(), done, options.max_memory_mb
                     )
                     break
         finally:
             beating.stop()
+            if next_taken is not None:  # taken as a stop came: the give-back at the close puts it back
+                listener.unsettle()
             close(listener)
         return RECYCLE

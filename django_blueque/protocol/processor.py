@@ -5,15 +5,36 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import keys
 from .errors import MalformedTask, TaskNotOwned
 from .processes import process_token
+from .replies import strings
 from .task import COMPLETE, FAILED, Task
 
 if TYPE_CHECKING:
     from .scripts import Scripts
+
+
+@dataclass
+class NextTask:
+    """The next task to take in the same round trip as an outcome (see :meth:`Listener.next_task`).
+
+    ``queues`` in the order the listener serves them; after the outcome is
+    written, ``taken`` is ``(queue, id)`` of the task moved into the
+    listener's reserved list, for :meth:`Listener.start_taken`, or None.
+    """
+
+    queues: tuple[str, ...]
+    listener_id: str
+    taken: tuple[str, str] | None = None
+
+    def keys(self) -> list[str]:
+        return [keys.pending(queue) for queue in self.queues] + [
+            keys.reserved(queue, self.listener_id) for queue in self.queues
+        ]
 
 
 class Processor:
@@ -85,22 +106,28 @@ class Processor:
         """
         self._pid, self._attempt = pid, attempt
 
-    def complete(self, result: str) -> bool:
-        """Record the task's result and move it to the complete list; False if not ours any more."""
-        return self._finish(COMPLETE, {"result": result}, keys.complete(self._queue))
+    def complete(self, result: str, *, then: NextTask | None = None) -> bool:
+        """Record the task's result and move it to the complete list; False if not ours any more.
 
-    def fail(self, error: str, *, exception: str | None = None, traceback: str | None = None) -> bool:
+        With ``then``, take the next task in the same round trip (see :class:`NextTask`).
+        """
+        return self._finish(COMPLETE, {"result": result}, keys.complete(self._queue), then)
+
+    def fail(
+        self, error: str, *, exception: str | None = None, traceback: str | None = None, then: NextTask | None = None
+    ) -> bool:
         """Record the task's error and move it to the failed list; False if not ours any more.
 
         ``error`` is the message (1.0's field); ``exception`` (the exception
         class's dotted path) and ``traceback`` are kept in extension fields.
+        With ``then``, take the next task in the same round trip.
         """
         details = {"error": error}
         if exception is not None:
             details["exception"] = exception
         if traceback is not None:
             details["traceback"] = traceback
-        return self._finish(FAILED, details, keys.failed(self._queue))
+        return self._finish(FAILED, details, keys.failed(self._queue), then)
 
     def retry(self, eta: float, error: str, *, exception: str = "", traceback: str = "") -> bool:
         """Send the task back to the scheduled set, to run again at ``eta``; False if not ours any more."""
@@ -132,7 +159,7 @@ class Processor:
     def _member(self) -> str:
         return keys.started_member(self._listener_id, self._pid if self._pid is not None else "", self._task.id)
 
-    def _finish(self, status: str, details: dict[str, str], finished_key: str) -> bool:
+    def _finish(self, status: str, details: dict[str, str], finished_key: str, then: NextTask | None) -> bool:
         for field, value in details.items():
             if not isinstance(value, str):
                 raise TypeError(f"A task's {field} must be a string, not {type(value).__name__}")
@@ -145,6 +172,7 @@ class Processor:
                 keys.task(self._task.id),
                 finished_key,
                 keys.task_heartbeats(),
+                *(then.keys() if then is not None else ()),
             ],
             args=[
                 self._task.id,
@@ -157,4 +185,10 @@ class Processor:
                 time.time(),
             ],
         )
+        if then is None:
+            return bool(recorded)
+        recorded, *taken = recorded
+        if taken:
+            index, task_id = strings(taken)
+            then.taken = (then.queues[int(index)], task_id)
         return bool(recorded)

@@ -19,7 +19,7 @@ from .task import Task
 
 if TYPE_CHECKING:
     from .client import Client
-    from .processor import Processor
+    from .processor import NextTask, Processor
 
 logger = logging.getLogger(__name__)
 
@@ -310,18 +310,19 @@ def outcome_of(task: Task, callback: TaskCallback, *, own_interrupts: bool) -> O
         return Outcome.of_exception("fail", exc)
 
 
-def write_outcome(processor: Processor, outcome: Outcome) -> bool:
+def write_outcome(processor: Processor, outcome: Outcome, *, then: NextTask | None = None) -> bool:
     """Record a started task's outcome: one fenced, idempotent round trip.
 
     Returns False if a newer attempt owns the task (nothing was recorded).
-    Redis errors are raised as they are.
+    Redis errors are raised as they are. With ``then``, a complete or failed
+    outcome takes the next task in the same round trip (a retry does not).
     """
     if outcome.kind == "complete":
-        return processor.complete(outcome.result)
+        return processor.complete(outcome.result, then=then)
     details = {"exception": outcome.exception, "traceback": outcome.traceback}
     if outcome.kind == "retry":
         return processor.retry(outcome.eta, outcome.error, **details)
-    return processor.fail(outcome.error, **details)
+    return processor.fail(outcome.error, **details, then=then)
 
 
 def log_outcome(task_id: str, outcome: Outcome, recorded: bool) -> None:
@@ -333,10 +334,27 @@ def log_outcome(task_id: str, outcome: Outcome, recorded: bool) -> None:
         logger.warning("Task %s: a newer attempt owns it, so this run's outcome was not recorded", task_id)
 
 
-def record(processor: Processor, outcome: Outcome) -> bool:
-    """Record a started task's outcome, waiting out Redis outages; True if it completed."""
+def record(
+    processor: Processor, outcome: Outcome, *, then: NextTask | None = None, lost: Callable[[], None] = lambda: None
+) -> bool:
+    """Record a started task's outcome, waiting out Redis outages; True if it completed.
+
+    With ``then``, the first try takes the next task too (see
+    :func:`write_outcome`). A try after a lost reply takes nothing, as the
+    first may have moved a task already: ``lost`` is called then (the
+    listener looks in its own lists before it takes another).
+    """
     task_id = processor.task.id
-    recorded = with_retries(lambda: write_outcome(processor, outcome), f"recording task {task_id}'s outcome")
+    tries = 0
+
+    def write() -> bool:
+        nonlocal tries
+        tries += 1
+        if tries == 2:
+            lost()
+        return write_outcome(processor, outcome, then=then if tries == 1 else None)
+
+    recorded = with_retries(write, f"recording task {task_id}'s outcome")
     log_outcome(task_id, outcome, recorded)
     return outcome.kind == "complete"
 
@@ -363,13 +381,17 @@ def perform(client: Client, task: Task, callback: TaskCallback, *, beating: RunB
 
 def run_started(processor: Processor, callback: TaskCallback, *, beating: RunBeater | None = None) -> bool:
     """Run a task this process has started, as :func:`perform` does once the start is recorded."""
+    return record(processor, run_to_outcome(processor, callback, beating))
+
+
+def run_to_outcome(processor: Processor, callback: TaskCallback, beating: RunBeater | None) -> Outcome:
+    """Run a started task's callback, with ``beating`` beating for it; what it came to, not recorded yet."""
     task = processor.task
     assert processor.attempt is not None
     if beating is not None:
         beating.begin(Run(task.id, os.getpid(), processor.attempt))
     try:
-        outcome = outcome_of(task, callback, own_interrupts=beating is not None)
+        return outcome_of(task, callback, own_interrupts=beating is not None)
     finally:
         if beating is not None:
             beating.end()
-    return record(processor, outcome)
