@@ -96,9 +96,14 @@ class RedisWatchdog:
         """A heartbeat sent at ``at`` (monotonic) succeeded."""
         self._last = max(self._last, at)
 
+    @property
+    def lost(self) -> bool:
+        """No heartbeat has succeeded for ``after`` seconds."""
+        return time.monotonic() - self._last >= self._after
+
     def _run(self) -> None:
         while not self._stopped.wait(min(0.1, self._after / 10)):
-            if time.monotonic() - self._last >= self._after:
+            if self.lost:
                 self._on_lost()
 
     def stop(self) -> None:
@@ -213,8 +218,13 @@ class RunBeater:
     def _leave_if_in_hand(self, run: Run | None, status: int) -> None:
         """Leave with ``status`` if ``run`` (any run, for None) is still in hand."""
         with self._lock:
-            if self._run is not None and (run is None or self._run is run) and not self._stopped.is_set():
-                leave(self._run, status)
+            if self._run is None or (run is not None and self._run is not run) or self._stopped.is_set():
+                return
+            # The watchdog judged before taking the lock: a run begun meanwhile, after a long idle
+            # spell, has reset its clock. Judge again.
+            if status == EXIT_REDIS_LOST and self._watchdog is not None and not self._watchdog.lost:
+                return
+            leave(self._run, status)
 
     def _beat_forever(self) -> None:
         while not self._stopped.wait(self._heartbeat.interval):

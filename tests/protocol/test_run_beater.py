@@ -88,3 +88,16 @@ def test_idle_past_the_redis_lost_limit_the_process_stays() -> None:
         beating.stop()
 
     assert run_forked(body) == 0
+
+
+def test_a_run_begun_after_a_long_idle_spell_outlives_the_watchdogs_stale_verdict() -> None:
+    """The watchdog judged "lost" while idle, and acts just after a run began (its clock reset): no exit."""
+
+    def body() -> None:
+        beating = RunBeater(Heartbeat(INTERVAL, lambda runs: [], redis_lost_after=2 * INTERVAL))
+        time.sleep(4 * INTERVAL)  # idle past the limit
+        beating.begin(Run("t1", 1234, 1))
+        beating._leave_if_in_hand(None, EXIT_REDIS_LOST)  # the watchdog's call, judged before the begin
+        beating.stop()
+
+    assert run_forked(body) == 0
