@@ -127,6 +127,27 @@ class Heartbeat:
     redis_lost_after: float | None = None
 
 
+def beat_once(heartbeat: Heartbeat, run: Run, watchdog: RedisWatchdog | None) -> bool:
+    """Send one heartbeat for ``run``; whether another worker took it over.
+
+    A beat that fails is logged and counts as not taken over: the next may
+    succeed, and recovery tolerates a few missed. Only a beat that succeeded
+    tells the watchdog.
+    """
+    sent = time.monotonic()
+    try:
+        taken = heartbeat.beat([run])
+    except TRANSIENT as exc:
+        logger.warning("Heartbeat for task %s failed (%s)", run.task_id, exc)
+        return False
+    except Exception:  # the same, but unexpected: with the traceback
+        logger.warning("Heartbeat for task %s failed", run.task_id, exc_info=True)
+        return False
+    if watchdog is not None:
+        watchdog.beat_sent(sent)
+    return bool(taken)
+
+
 class TaskHeartbeat:
     """Beats for one running task from a thread, until stopped.
 
@@ -158,18 +179,7 @@ class TaskHeartbeat:
         wait = 0.0 if self._at_once else self._heartbeat.interval
         while not self._stopped.wait(wait):
             wait = self._heartbeat.interval
-            sent = time.monotonic()
-            try:
-                taken = self._heartbeat.beat([self._run_of])
-            except TRANSIENT as exc:  # the next beat may succeed; recovery tolerates a few missed
-                logger.warning("Heartbeat for task %s failed (%s)", self._run_of.task_id, exc)
-                continue
-            except Exception:  # the same, but unexpected: with the traceback
-                logger.warning("Heartbeat for task %s failed", self._run_of.task_id, exc_info=True)
-                continue
-            if self._watchdog is not None:
-                self._watchdog.beat_sent(sent)
-            if taken and not self._stopped.is_set():
+            if beat_once(self._heartbeat, self._run_of, self._watchdog) and not self._stopped.is_set():
                 self._leave(EXIT_TAKEN_OVER)
 
     def stop(self) -> None:
@@ -229,20 +239,7 @@ class RunBeater:
     def _beat_forever(self) -> None:
         while not self._stopped.wait(self._heartbeat.interval):
             run = self._run
-            if run is None:
-                continue
-            sent = time.monotonic()
-            try:
-                taken = self._heartbeat.beat([run])
-            except TRANSIENT as exc:  # the next beat may succeed; recovery tolerates a few missed
-                logger.warning("Heartbeat for task %s failed (%s)", run.task_id, exc)
-                continue
-            except Exception:  # the same, but unexpected: with the traceback
-                logger.warning("Heartbeat for task %s failed", run.task_id, exc_info=True)
-                continue
-            if self._watchdog is not None:
-                self._watchdog.beat_sent(sent)
-            if taken:
+            if run is not None and beat_once(self._heartbeat, run, self._watchdog):
                 self._leave_if_in_hand(run, EXIT_TAKEN_OVER)
 
     def stop(self) -> None:
