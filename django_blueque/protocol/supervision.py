@@ -195,8 +195,15 @@ class Supervision:
         however long it blocks. The exception may come at any point inside,
         before or after the call's reply: what the call did is unknown (see
         :meth:`~.listener.Listener.unsettle`).
+
+        A stop requested before the call began (the signal came after the
+        caller last looked at :attr:`stopping`) raises at once, before the
+        call: it would otherwise block for its whole length.
         """
         self._interruptible = True
+        if self.stopping:  # after setting the flag: a signal from here on raises in the handler
+            self._interruptible = False
+            raise Interrupted
         try:
             yield
         finally:

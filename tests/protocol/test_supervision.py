@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from django_blueque.protocol.supervision import Backoff, Escalation, Supervision, reap_exited
+from django_blueque.protocol.supervision import Backoff, Escalation, Interrupted, Supervision, reap_exited
 
 
 def test_the_wait_doubles_to_its_cap_and_a_line_says_when_redis_answers(caplog: pytest.LogCaptureFixture) -> None:
@@ -75,3 +75,34 @@ def test_past_grace_after_the_grace_period_or_a_second_signal() -> None:
     assert not supervision.past_grace(None) and not supervision.past_grace(60)
     supervision.signals = 2
     assert supervision.past_grace(None) and supervision.past_grace(60)
+
+
+def test_a_stop_requested_just_before_a_wait_begins_cuts_it_short_too() -> None:
+    # The signal came after the loop last looked at `stopping` and before it
+    # blocked for the next task: the wait must not run its whole length.
+    supervision = Supervision()
+    supervision.open()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # handled now, outside any interruptible wait
+        assert supervision.stopping
+        began = time.monotonic()
+        with pytest.raises(Interrupted), supervision.interruptible():
+            time.sleep(5)
+        assert time.monotonic() - began < 1
+    finally:
+        supervision.close()
+
+
+def test_a_signal_inside_an_interruptible_wait_interrupts_it() -> None:
+    supervision = Supervision()
+    supervision.open()
+    try:
+        signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+        began = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(Interrupted), supervision.interruptible():
+            time.sleep(5)
+        assert time.monotonic() - began < 1
+    finally:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        supervision.close()
