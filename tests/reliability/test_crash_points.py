@@ -1,11 +1,13 @@
 """Scenario 3: a crash between any two Redis calls.
 
 Each operation of the protocol (enqueue, take, start, heartbeat, complete,
-fail, retry, schedule and move due tasks, a scheduler's tick, the recovery of
-a dead listener's tasks, a monitor's report, a monitor putting back what a
-dead one was reporting) runs in a forked child whose
-``BLUEQUE_CRASH_AT`` (see django_blueque/protocol/faults.py) makes it exit
-before, or after, its k-th Redis call. By default every k of every operation
+fail, retry, a fork-mode worker's take-start-finish and a prefork child's
+finish-and-take-the-next, each with the listener's close, schedule and move
+due tasks, a scheduler's tick, the recovery of a dead listener's tasks, a
+monitor's report, a monitor putting back what a dead one was reporting) runs
+in a forked child whose ``BLUEQUE_CRASH_AT`` (see
+django_blueque/protocol/faults.py) makes it exit before, or after, its k-th
+Redis call. By default every k of every operation
 is tried, both sides; at full size, 1,000 random crash points per operation.
 
 After each crash, every task id is in exactly one place (the pending list, a
@@ -50,14 +52,17 @@ from django_blueque.protocol import (
     forking_runner,
     keys,
     liveness,
+    work,
 )
 from django_blueque.protocol.errors import Retry
+from django_blueque.protocol.listener import Listener
 from django_blueque.protocol.liveness import Run, beat_interval
 from django_blueque.protocol.monitor import RETRYING, source
+from django_blueque.protocol.processes import process_token
+from django_blueque.protocol.processor import Processor
 from django_blueque.protocol.queue import new_task_id
 from django_blueque.protocol.replies import string_or_none
 from django_blueque.protocol.scripts import SOURCES
-from django_blueque.protocol.work import perform
 from tests.protocol.forked import run_forked
 from tests.reliability.figures import Row, full_size, record
 from tests.reliability.invariants import (
@@ -209,6 +214,45 @@ def take(client: Client, scene: Scene, journal: Journal) -> None:
         assert listener.listen(timeout=0) is not None
 
 
+def run_taken(client: Client, listener: Listener, taken: tuple[str, str], journal: Journal) -> Processor | None:
+    """Reserve and start a task ``take`` moved, for this process, as a runner does; None if not to run."""
+    started = listener.start_taken(taken, os.getpid(), process_token(os.getpid()))
+    if started is None:
+        return None
+    task, attempt = started
+    processor = client.get_processor(task)
+    processor.adopt(os.getpid(), attempt)
+    return processor
+
+
+def take_start_finish(client: Client, scene: Scene, journal: Journal) -> None:
+    """A fork-mode worker's round trips: take, reserve and start in one script, record; then its close."""
+    listener = client.get_listener(QUEUE, heartbeat=True, timeout=T)
+    listener.beat()
+    for _ in scene.ids:
+        taken = listener.take(0)
+        assert taken is not None
+        processor = run_taken(client, listener, taken, journal)
+        assert processor is not None
+        work.record(processor, work.outcome_of(processor.task, done(journal), own_interrupts=False))
+    forking_runner.close(listener)
+
+
+def finish_and_take_next(client: Client, scene: Scene, journal: Journal) -> None:
+    """A prefork child's round trips: each outcome's script takes the next task; then its close."""
+    listener = client.get_listener(QUEUE, heartbeat=True, timeout=T)
+    listener.beat()
+    taken = listener.take(0)
+    while taken is not None:
+        processor = run_taken(client, listener, taken, journal)
+        assert processor is not None
+        then = listener.next_task()
+        outcome = work.outcome_of(processor.task, done(journal), own_interrupts=False)
+        work.record(processor, outcome, then=then, lost=listener.unsettle)
+        taken = then.taken
+    forking_runner.close(listener)
+
+
 def setup_taken(client: Client, journal: Journal) -> Scene:
     return taken(client, 2)
 
@@ -232,17 +276,17 @@ def heartbeat(client: Client, scene: Scene, journal: Journal) -> None:
 
 def complete(client: Client, scene: Scene, journal: Journal) -> None:
     for task in scene.tasks:
-        perform(client, task, done(journal))
+        work.perform(client, task, done(journal))
 
 
 def fail(client: Client, scene: Scene, journal: Journal) -> None:
     for task in scene.tasks:
-        perform(client, task, broken(journal))
+        work.perform(client, task, broken(journal))
 
 
 def retry(client: Client, scene: Scene, journal: Journal) -> None:
     for task in scene.tasks:
-        perform(client, task, again(journal))
+        work.perform(client, task, again(journal))
 
 
 def setup_schedule(client: Client, journal: Journal) -> Scene:
@@ -301,7 +345,7 @@ def setup_finished(client: Client, journal: Journal) -> Scene:
     """Two tasks complete, one failed, one sent back to be retried: what a monitor reports."""
     scene = taken(client, 4)
     for task, callback in zip(scene.tasks, (done, done, broken, again), strict=True):
-        perform(client, task, callback(journal))
+        work.perform(client, task, callback(journal))
     return scene
 
 
@@ -350,6 +394,8 @@ OPERATIONS = [
     Operation("enqueue", setup_enqueue, enqueue),
     Operation("take", setup_take, take),
     Operation("start", setup_taken, start),
+    Operation("take, start and finish", setup_take, take_start_finish),
+    Operation("finish and take the next", setup_take, finish_and_take_next),
     Operation("heartbeat", setup_started, heartbeat),
     Operation("complete", setup_taken, complete),
     Operation("fail", setup_taken, fail),

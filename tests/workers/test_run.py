@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from datetime import timedelta
@@ -94,3 +95,19 @@ def test_the_monitor_does_not_outlive_a_killed_blueque_run(blueque: Client, spaw
             return True
 
     wait_for(gone, 20, "the monitor to stop with its parent")
+
+
+def test_log_format_json_reaches_all_three(blueque: Client, spawn_worker: Spawn, tmp_path: Path) -> None:
+    run = spawn_worker("--log-format", "json", command="blueque_run")
+    task_id = tasks.noop.enqueue().id
+    wait_for(lambda: blueque.redis.llen(JOURNAL) == 1, 30, "the task to run and be signalled")
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(30) == 0
+    lines = [line for line in (tmp_path / "worker-0.log").read_text().splitlines() if line.strip()]
+    # Every log line is JSON; the worker's summary on stdout is the one plain line.
+    assert [line for line in lines if not line.startswith("{")] == ["Ran 1 task(s)."]
+    messages = [json.loads(line)["message"] for line in lines if line.startswith("{")]
+    assert any(m.startswith("Worker serving") for m in messages)
+    assert any(m.startswith("Scheduler serving") for m in messages)
+    assert any(m.startswith("Monitor ") and " serving " in m for m in messages)
+    assert any(m.startswith(f"task finished id={task_id}") for m in messages)

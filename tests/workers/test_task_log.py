@@ -53,3 +53,15 @@ def test_json_log_lines_carry_the_fields(blueque: Client, spawn_worker: Spawn, t
     )
     assert finished["duration"] >= 0.1 and finished["logger"] == "django_blueque.tasks"
     assert any(r["logger"] in ("django_tasks", "django.tasks") and "state=SUCCESSFUL" in r["message"] for r in records)
+
+
+@pytest.mark.parametrize(
+    ("command", "says"), [("blueque_scheduler", "Scheduler serving"), ("blueque_monitor", "Monitor ")]
+)
+def test_the_scheduler_and_the_monitor_log_json_too(
+    blueque: Client, spawn_worker: Spawn, tmp_path: Path, command: str, says: str
+) -> None:
+    assert spawn_worker("--burst", "--log-format", "json", command=command).wait(60) == 0
+    lines = [line for line in (tmp_path / "worker-0.log").read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line: none is plain text
+    assert any(r["message"].startswith(says) and r["logger"] == "django_blueque" for r in records)

@@ -12,7 +12,7 @@ from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
 from django_blueque.protocol import Monitor, Task
 
-from ._common import add_allow_unknown, configure_logging, known_queues, positive, queue_names
+from ._common import add_allow_unknown, add_log_format, configure_logging, known_queues, positive, queue_names
 
 logger = logging.getLogger("django_blueque")
 
@@ -47,10 +47,11 @@ class Command(BaseCommand):
             "--interval", type=positive(float), default=0.5, help="Seconds between polls when idle (default: 0.5)."
         )
         add_allow_unknown(parser)
+        add_log_format(parser)
         parser.add_argument("--burst", action="store_true", help="Report what has finished, then exit.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        configure_logging(options["verbosity"])
+        configure_logging(options["verbosity"], options["log_format"])
         config = get_settings()
         monitor = Monitor(
             get_client(),

@@ -12,7 +12,7 @@ from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
 from django_blueque.protocol import Scheduler
 
-from ._common import add_allow_unknown, configure_logging, known_queues, positive, queue_names
+from ._common import add_allow_unknown, add_log_format, configure_logging, known_queues, positive, queue_names
 
 
 class Command(BaseCommand):
@@ -27,10 +27,11 @@ class Command(BaseCommand):
             "--interval", type=positive(float), default=0.25, help="Seconds between rounds (default 0.25)."
         )
         add_allow_unknown(parser)
+        add_log_format(parser)
         parser.add_argument("--burst", action="store_true", help="Do one round, then exit.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        configure_logging(options["verbosity"])
+        configure_logging(options["verbosity"], options["log_format"])
         found = schedule.problems()
         if found:
             raise CommandError(f"{found[0].msg} ({found[0].id})")
