@@ -16,7 +16,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from pytest_django import Settings as SettingsWrapper
 
-from django_blueque.protocol import Client
+from django_blueque.protocol import Client, Monitor, Scheduler
 
 
 def every_state(blueque: Client) -> str:
@@ -69,6 +69,32 @@ def test_json_counts_every_state(blueque: Client) -> None:
     assert report["queues"]["other"]["oldest_pending_age"] is None
 
 
+def test_the_processes_that_beat_are_listed(blueque: Client) -> None:
+    listener = blueque.get_listener("default", heartbeat=True, timeout=30)
+    listener.beat()
+    task = blueque.get_queue("default").enqueue("x")
+    assert listener.listen(timeout=1) is not None
+    scheduler = Scheduler(blueque, listener_timeout=30)
+    scheduler.beat()
+    monitor = Monitor(blueque, ["default"], on_complete=print, on_failed=print, listener_timeout=30)
+    monitor.register()
+    report = json.loads(status("--json"))["processes"]
+    [worker] = report["listeners"]
+    assert (worker["id"], worker["queues"], worker["tasks"]) == (listener.id, ["default"], [task])
+    assert worker["alive"] is True
+    assert 0 <= worker["beat_age"] < 30 and worker["pid"] == os.getpid()
+    assert [found["id"] for found in report["schedulers"]] == [scheduler.id]
+    assert [found["id"] for found in report["monitors"]] == [monitor.id]
+    assert all(found["alive"] for found in (*report["schedulers"], *report["monitors"]))
+    lines = status("default").splitlines()
+    start = lines.index("workers, schedulers and monitors:")
+    roles = [line.split()[:2] for line in lines[start + 1 :]]
+    assert roles == [["listener", listener.id], ["scheduler", scheduler.id], ["monitor", monitor.id]]
+    queues, beat, beat_age, ago, *rest = lines[start + 1].split()[2:]
+    assert (queues, beat, ago, rest) == ("default", "beat", "ago", ["alive", "1", "task(s)"])
+    assert beat_age.endswith("s")
+
+
 def test_table_and_queue_filter(blueque: Client) -> None:
     started = every_state(blueque)
     lines = status("default").splitlines()
@@ -79,7 +105,11 @@ def test_table_and_queue_filter(blueque: Client) -> None:
     assert lines[3] == "running tasks:"
     assert lines[4].split()[0] == started
     assert lines[4].endswith("25% a quarter")
-    assert len(lines) == 5
+    assert lines[6] == "workers, schedulers and monitors:"
+    # every_state()'s listener never beats (as Blueque 1.0.1's): its liveness is unknown here.
+    role, _, *rest = lines[7].split()
+    assert (role, rest) == ("listener", ["default", "never", "beat", "unknown", "2", "task(s)"])
+    assert len(lines) == 8
 
 
 def test_unreachable_redis_is_a_command_error(settings: SettingsWrapper) -> None:

@@ -13,6 +13,7 @@ from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
 from django_blueque.humanize import age
 from django_blueque.protocol import STARTED, STATUSES
+from django_blueque.protocol.introspection import Beater, beaters
 
 from ._common import positive
 
@@ -53,6 +54,51 @@ def running(queues: list[str], per_queue: int = 20) -> list[dict[str, Any]]:
     ]
 
 
+#: The roles of the processes that beat, as the table names them, and their key in the JSON.
+ROLES = (("listener", "listeners"), ("scheduler", "schedulers"), ("monitor", "monitors"))
+
+
+def processes(queues: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The listeners of ``queues``, the schedulers and the monitors, as their heartbeats show them."""
+    fleet = beaters(get_client().redis, queues)
+
+    def row(beater: Beater) -> dict[str, Any]:
+        return {
+            "id": beater.id,
+            "host": beater.host,
+            "pid": beater.pid,
+            "queues": list(beater.queues),
+            "beat_age": None if beater.beat_age is None else round(beater.beat_age, 3),
+            # None: it never beats (a Blueque 1.0.1 listener), so its liveness cannot be told here.
+            "alive": beater.alive,
+            "tasks": list(beater.tasks),
+        }
+
+    return {
+        "listeners": [row(b) for b in fleet.listeners],
+        "schedulers": [row(b) for b in fleet.schedulers],
+        "monitors": [row(b) for b in fleet.monitors],
+    }
+
+
+def processes_table(found: dict[str, list[dict[str, Any]]]) -> str:
+    rows = []
+    for role, key in ROLES:
+        for process in found[key]:
+            beat = "never beat" if process["beat_age"] is None else f"beat {age(process['beat_age'])} ago"
+            state = {True: "alive", False: "dead", None: "unknown"}[process["alive"]]
+            tasks = f"{len(process['tasks'])} task(s)" if role == "listener" else ""
+            rows.append((role, process["id"], ", ".join(process["queues"]) or "-", beat, state, tasks))
+    if not rows:
+        return "\n\nworkers, schedulers and monitors: none"
+    widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
+    lines = ["", "", "workers, schedulers and monitors:"]
+    lines += [
+        "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return "\n".join(lines)
+
+
 def running_table(tasks: list[dict[str, Any]]) -> str:
     lines = ["", "", "running tasks:"]  # a blank line after the queue table
     for task in tasks:
@@ -81,7 +127,10 @@ def table(queues: dict[str, dict[str, Any]]) -> str:
 
 
 class Command(BaseCommand):
-    help = "Show every Blueque queue with its task counts per state, listeners and oldest pending task."
+    help = (
+        "Show every Blueque queue with its task counts per state, listeners and oldest pending task, the "
+        "running tasks, and the workers' listeners, schedulers and monitors with their heartbeats."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("queues", nargs="*", metavar="QUEUE", help="Only these queues (default: all).")
@@ -104,14 +153,17 @@ class Command(BaseCommand):
                 try:
                     queues = collect(options["queues"])
                     tasks = running([name for name, row in queues.items() if row[STARTED]])
+                    found = processes(list(queues))
                 except redis.RedisError as exc:
                     raise CommandError(f"Cannot read Blueque state from Redis: {exc}") from exc
                 if options["json"]:
-                    self.stdout.write(json.dumps({"queues": queues, "running": tasks}, sort_keys=True))
+                    self.stdout.write(
+                        json.dumps({"queues": queues, "running": tasks, "processes": found}, sort_keys=True)
+                    )
                 else:
                     if redraw:
                         self.stdout.write("\x1b[H\x1b[2J", ending="")  # clear the terminal
-                    self.stdout.write(table(queues) + (running_table(tasks) if tasks else ""))
+                    self.stdout.write(table(queues) + (running_table(tasks) if tasks else "") + processes_table(found))
                     if interval is not None and not redraw:
                         self.stdout.write("")  # a blank line between refreshes
                 if interval is None:
