@@ -394,7 +394,7 @@ class BluequeAdminViews:
             "host": clean(beater.host or "-"),
             "queues": ", ".join(clean(name) for name in beater.queues),
             "age": age(beater.beat_age),
-            "state": {True: "alive", False: "dead", None: "unknown"}[beater.alive],
+            "state": beater.state,
             "tasks": [(clean(task_id), link("admin:django_blueque_task", task_id)) for task_id in beater.tasks],
         }
 

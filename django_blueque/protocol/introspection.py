@@ -203,6 +203,11 @@ class Beater:
         """Whether it beat within its timeout; None when it never beats (its liveness cannot be told here)."""
         return None if self.beat_age is None else self.beat_age < self.timeout
 
+    @property
+    def state(self) -> str:
+        """:attr:`alive` in a word: ``alive``, ``dead`` or ``unknown``."""
+        return {True: "alive", False: "dead", None: "unknown"}[self.alive]
+
 
 class Fleet(NamedTuple):
     """Every process that beats: the listeners of some queues, the monitors, the schedulers."""

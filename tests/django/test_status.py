@@ -81,7 +81,7 @@ def test_the_processes_that_beat_are_listed(blueque: Client) -> None:
     report = json.loads(status("--json"))["processes"]
     [worker] = report["listeners"]
     assert (worker["id"], worker["queues"], worker["tasks"]) == (listener.id, ["default"], [task])
-    assert worker["alive"] is True
+    assert worker["alive"] is True and worker["state"] == "alive"
     assert 0 <= worker["beat_age"] < 30 and worker["pid"] == os.getpid()
     assert [found["id"] for found in report["schedulers"]] == [scheduler.id]
     assert [found["id"] for found in report["monitors"]] == [monitor.id]

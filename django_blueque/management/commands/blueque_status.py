@@ -71,6 +71,7 @@ def processes(queues: list[str]) -> dict[str, list[dict[str, Any]]]:
             "beat_age": None if beater.beat_age is None else round(beater.beat_age, 3),
             # None: it never beats (a Blueque 1.0.1 listener), so its liveness cannot be told here.
             "alive": beater.alive,
+            "state": beater.state,
             "tasks": list(beater.tasks),
         }
 
@@ -86,9 +87,8 @@ def processes_table(found: dict[str, list[dict[str, Any]]]) -> str:
     for role, key in ROLES:
         for process in found[key]:
             beat = "never beat" if process["beat_age"] is None else f"beat {age(process['beat_age'])} ago"
-            state = {True: "alive", False: "dead", None: "unknown"}[process["alive"]]
             tasks = f"{len(process['tasks'])} task(s)" if role == "listener" else ""
-            rows.append((role, process["id"], ", ".join(process["queues"]) or "-", beat, state, tasks))
+            rows.append((role, process["id"], ", ".join(process["queues"]) or "-", beat, process["state"], tasks))
     if not rows:
         return "\n\nworkers, schedulers and monitors: none"
     widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
