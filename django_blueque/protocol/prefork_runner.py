@@ -272,7 +272,10 @@ class PreforkRunner(Runner):
 
     def _on_child_signal(self, signum: int, frame: FrameType | None) -> None:
         self._child_stop = True
-        self._supervision.interrupt()  # waiting for a task: stop waiting
+        # Waiting for a task: stop waiting. About to wait (the loop looked before the signal): the
+        # wait ends before it begins, as stopping is set.
+        self._supervision.stop()
+        self._supervision.interrupt()
 
     def _child_main(self, burst: bool, slot: int) -> None:
         self._supervision.in_child()

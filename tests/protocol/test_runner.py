@@ -17,6 +17,7 @@ import pytest
 from redis import Redis
 
 from django_blueque.protocol import Client, ForkingRunner, PreforkRunner, Task, WorkerOptions, forking_runner, keys
+from django_blueque.protocol.supervision import Interrupted
 
 
 def echo(task: Task) -> str:
@@ -144,6 +145,15 @@ def test_an_idle_runner_stops_at_once_however_long_it_blocks(client: Client, red
     # And it took no task on its way out.
     task_id = client.get_queue("q").enqueue("after")
     assert client.get_task(task_id).status == "pending"
+
+
+def test_a_prefork_childs_stop_signal_just_before_its_wait_cuts_the_wait_short(client: Client) -> None:
+    # The SIGTERM came after the child's loop last looked for a stop and before it began
+    # to wait for a task: the wait must not block for its whole length.
+    runner = PreforkRunner(client, "q", lambda task: None)
+    runner._on_child_signal(signal.SIGTERM, None)
+    with pytest.raises(Interrupted), runner._supervision.interruptible():
+        time.sleep(5)
 
 
 def test_a_take_cut_short_by_a_stop_gives_its_task_back(client: Client, db: Redis) -> None:
