@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -111,3 +112,15 @@ def test_log_format_json_reaches_all_three(blueque: Client, spawn_worker: Spawn,
     assert any(m.startswith("Scheduler serving") for m in messages)
     assert any(m.startswith("Monitor ") and " serving " in m for m in messages)
     assert any(m.startswith(f"task finished id={task_id}") for m in messages)
+
+
+def test_an_idle_blueque_run_stops_at_once(blueque: Client, spawn_worker: Spawn) -> None:
+    # The monitor is stopped as soon as the worker is reaped, not at the supervising loop's next
+    # pass a second later.
+    run = spawn_worker(command="blueque_run")
+    wait_for(lambda: len(children_of(run.pid)) == 3, 20, "the three processes")
+    wait_for(lambda: blueque.queue_stats(["default"])["default"].listeners == 1, 20, "the worker to listen")
+    run.send_signal(signal.SIGTERM)
+    asked = time.monotonic()
+    assert run.wait(30) == 0
+    assert time.monotonic() - asked < 0.9

@@ -163,7 +163,6 @@ class Command(BaseCommand):
         passed = 0
         while self.children or (restart_at and not self.supervision.stopping):
             passed = self.pass_sigterm_on(passed)
-            self.stop_the_monitor_after_the_worker()
             for pid, status in reap_exited():
                 role = self.children.pop(pid, None)
                 if role is None or self.supervision.stopping:
@@ -177,6 +176,8 @@ class Command(BaseCommand):
                 )
                 restart_at[role] = time.monotonic() + pauses[role]
                 pauses[role] = min(pauses[role] * 2, LONGEST_PAUSE)
+            # After the reaping: the worker's end just seen tells the monitor now, not a pass later.
+            self.stop_the_monitor_after_the_worker()
             now = time.monotonic()
             for role, when in list(restart_at.items()):
                 if self.supervision.stopping:
@@ -185,4 +186,5 @@ class Command(BaseCommand):
                     del restart_at[role]
                     self.start(role)
             next_restart = min(restart_at.values(), default=now + 1.0)
-            self.supervision.wait(min(next_restart - now, 1.0))
+            if self.children or restart_at:  # else the last child was just reaped: done, no wait
+                self.supervision.wait(min(next_restart - now, 1.0))
