@@ -12,8 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_blueque.conf import get_settings
 from django_blueque.connection import get_client
 from django_blueque.humanize import age
-from django_blueque.protocol import STARTED, STATUSES
-from django_blueque.protocol.introspection import Beater, beaters
+from django_blueque.protocol import STARTED, STATUSES, Beater, beaters
 
 from ._common import positive
 
