@@ -95,6 +95,12 @@ def test_the_processes_that_beat_are_listed(blueque: Client) -> None:
     assert beat_age.endswith("s")
 
 
+def test_no_process_beating_is_said_plainly(blueque: Client) -> None:
+    blueque.get_queue("default").enqueue("x")
+    assert status("default").splitlines()[-1] == "workers, schedulers and monitors: none"
+    assert json.loads(status("--json"))["processes"] == {"listeners": [], "schedulers": [], "monitors": []}
+
+
 def test_table_and_queue_filter(blueque: Client) -> None:
     started = every_state(blueque)
     lines = status("default").splitlines()
