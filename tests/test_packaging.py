@@ -13,12 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_sdist_and_the_wheel_carry_what_they_must(tmp_path: Path) -> None:
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "build", "--sdist", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
         check=True,
         capture_output=True,
+        text=True,
         timeout=300,
     )
+    # setuptools warns of data directories left out of the package list, which it says it
+    # will one day stop shipping: the Lua scripts, the templates and the static files.
+    assert "would be ignored" not in built.stdout + built.stderr
     (wheel,) = tmp_path.glob("*.whl")
     (sdist,) = tmp_path.glob("*.tar.gz")
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
