@@ -23,13 +23,18 @@ import logging
 import os
 import random
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from . import liveness
 from .errors import TaskNotOwned
+from .fork_server import TITLE as FORK_SERVER_TITLE
+from .fork_server import ForkServer, ForkServerGone, is_subreaper, set_subreaper
+from .fork_server import available as fork_server_available
+from .fork_server import serve as serve_forks
 from .identity import hostname
 from .liveness import Run
 from .processes import describe_status, process_token
@@ -62,6 +67,10 @@ logger = logging.getLogger(__name__)
 #: it before recording it itself (the parent may be blocked waiting for the
 #: next task, which it cannot leave early).
 RECORD_WAIT = 0.05
+
+#: A fork server that died this many times is not started again: the main
+#: process forks for itself from then on.
+FORK_SERVER_RESTARTS = 3
 
 
 class Forked(NamedTuple):
@@ -123,15 +132,18 @@ class ForkingRunner(Runner):
     """Listens on one or more queues, in priority order, and runs each task in a forked child.
 
     Takes :class:`~.runner.WorkerOptions` as keywords (``queue_limits`` caps
-    the tasks of a queue run at once). ``prepare(task)`` runs in this process
-    for each task once its fields are read (just after the fork, as a task is
-    taken before they are), e.g. to import its code here once, for the
-    children to come, rather than in every child.
+    the tasks of a queue run at once). ``prepare(task)`` runs for each task
+    once its fields are read (just after the fork, as a task is taken before
+    they are), in this process and in its fork server, e.g. to import its
+    code once, for the children to come, rather than in every child.
 
     This process does its children's Redis work (see :mod:`.task_pipes`):
     it takes a task, reserves and starts it in one script for a child (one
     forked ahead of its task while a slot is free, else a new one), beats
-    for it, and records the outcome the child sends back.
+    for it, and records the outcome the child sends back. On Linux the
+    children are forked by a fork server (see :mod:`.fork_server`), so that
+    this process, which keeps running while they do, pays for no fork;
+    ``fork_server=False`` forks them here.
     """
 
     other_mode_options = PREFORK_ONLY
@@ -145,10 +157,17 @@ class ForkingRunner(Runner):
         *,
         before_fork: Callable[[], None] | None = None,
         prepare: Callable[[Task], None] | None = None,
+        fork_server: bool | None = None,
         **options: Any,
     ) -> None:
         super().__init__(client, queues, task_callback, concurrency, before_fork=before_fork, **options)
         self._prepare = prepare
+        #: Whether children come from a fork server (None: where the platform has one).
+        self._use_fork_server = fork_server_available() if fork_server is None else fork_server
+        self._fork_server: ForkServer | None = None
+        self._fork_server_deaths = 0
+        #: Whether this process was a subreaper before its first fork server (then it stays one).
+        self._was_subreaper: bool | None = None
         self._children: dict[int, Child] = {}
         self._unsettled: list[tuple[Child, str | None]] = []
         #: Ended after reporting an outcome that is not recorded yet, by pid.
@@ -192,7 +211,10 @@ class ForkingRunner(Runner):
             self.stop()
             raise
         finally:
-            self._finish(listener, watchdog)
+            try:
+                self._finish(listener, watchdog)
+            finally:
+                self._stop_fork_server()
             if watchdog is not None:
                 watchdog.stop()
             close(listener)
@@ -315,8 +337,11 @@ class ForkingRunner(Runner):
                 self._supervision.wait(backoff.failed(exc))
 
     def _wait(self, timeout: float) -> None:
-        """Sleep until a signal, a child's report, or ``timeout``."""
-        self._supervision.wait(timeout, [child.pipes.report for child in self._children.values() if child.reporting])
+        """Sleep until a signal, a child's report, word from the fork server, or ``timeout``."""
+        also = [child.pipes.report for child in self._children.values() if child.reporting]
+        if self._fork_server is not None:
+            also.append(self._fork_server.fileno())
+        self._supervision.wait(timeout, also)
 
     def _eligible_queues(self) -> list[str]:
         concurrency, limits = self.options.concurrency, self.options.queue_limits
@@ -350,9 +375,22 @@ class ForkingRunner(Runner):
 
     def _new_process(self) -> Forked:
         """Fork a process that waits to be told which task to run (see :mod:`.task_pipes`)."""
+        pipes = ChildPipes()
+        server = self._started_fork_server()
+        if server is not None:
+            try:
+                pid, token = server.fork(pipes.child_ends())
+            except ForkServerGone as exc:
+                self._lose_fork_server(str(exc))
+                # Its process may have been forked all the same: these pipes are its, and
+                # once closed here they tell it to leave without running anything.
+                pipes.discard()
+                pipes = ChildPipes()
+            else:
+                pipes.in_parent()
+                return Forked(pid, pipes, token)
         if self._before_fork is not None:
             self._before_fork()
-        pipes = ChildPipes()
         pid = os.fork()
         if pid == 0:
             for sibling in self._children.values():
@@ -376,6 +414,73 @@ class ForkingRunner(Runner):
                 self._prepare(task)
             except Exception:  # the child will meet the same error and record it
                 logger.debug("Preparing task %s failed", task.id, exc_info=True)
+            if self._fork_server is not None:
+                try:
+                    self._fork_server.prepare(task.id, task.fields)
+                except ForkServerGone as exc:
+                    self._lose_fork_server(str(exc))
+
+    def _started_fork_server(self) -> ForkServer | None:
+        """The fork server, started if there is none yet; None where this process forks for itself."""
+        if self._fork_server is not None or not self._use_fork_server:
+            return self._fork_server
+        if self._fork_server_deaths >= FORK_SERVER_RESTARTS:
+            logger.warning("The fork server died %d times; this process forks for itself", self._fork_server_deaths)
+            self._use_fork_server = False
+            return None
+        # Its orphans must come here, with their exit statuses, if it dies.
+        if self._was_subreaper is None:
+            self._was_subreaper = is_subreaper()
+        if not set_subreaper(True):
+            logger.warning("Cannot be the reaper of a fork server's processes; this process forks for itself")
+            self._use_fork_server = False
+            return None
+        if self._before_fork is not None:
+            self._before_fork()
+        self._fork_server = ForkServer.start(self._serve_forks)
+        logger.debug("Fork server started: process %d", self._fork_server.pid)
+        return self._fork_server
+
+    def _serve_forks(self, connection: socket.socket) -> NoReturn:
+        """In the fork server, forked from this process: let go of its state, then only fork."""
+        self._supervision.in_child()
+        for child in self._children.values():
+            child.pipes.close()
+        if self._spare is not None:
+            self._spare.pipes.close()
+        # The copies here are stale: a process forked from here must not close their fds again.
+        self._children, self._spare, self._reported, self._unsettled = {}, None, [], []
+        set_title(FORK_SERVER_TITLE)
+
+        def prepare(task_id: str, fields: dict[str, str]) -> None:
+            if self._prepare is not None:
+                self._prepare(Task(task_id, fields))
+
+        run_child(
+            lambda: serve_forks(
+                connection,
+                lambda control, report: self._run_in_child(ParentPipes(control, report)),
+                before_fork=self._before_fork,
+                prepare=prepare,
+            )
+        )
+
+    def _lose_fork_server(self, why: str) -> None:
+        """Let a dead or stuck fork server go; its processes are this one's to reap now."""
+        if self._fork_server is None:
+            return
+        logger.warning("The fork server (process %d) is lost: %s", self._fork_server.pid, why)
+        self._fork_server.kill()
+        self._fork_server = None
+        self._fork_server_deaths += 1
+
+    def _stop_fork_server(self) -> None:
+        """Once every child is reaped: stop the fork server, and stop being a subreaper if this process was not."""
+        if self._fork_server is not None:
+            server, self._fork_server = self._fork_server, None
+            server.stop()
+        if self._was_subreaper is False:
+            set_subreaper(False)
 
     def _start(self, listener: Listener, pid: int, child: Child) -> None:
         """Record the start of the child's task for it, then let it run (or tell it not to)."""
@@ -425,7 +530,7 @@ class ForkingRunner(Runner):
             self._reported.pop(0)
             self.tasks_run += 1
 
-    def _run_in_child(self, pipes: ParentPipes) -> None:
+    def _run_in_child(self, pipes: ParentPipes) -> NoReturn:
         self._supervision.in_child()
         set_title("blueque-task: waiting for a task")
         options = self.options
@@ -465,39 +570,55 @@ class ForkingRunner(Runner):
         run_child(body)
 
     def _reap(self) -> None:
+        # This process's own children: the fork server, children it forked itself, and
+        # those of a fork server that died (this process is their reaper then).
         for pid, status in reap_exited():
-            if self._spare is not None and self._spare.pid == pid:
-                self._spare.pipes.close()
-                self._spare = None
+            if self._fork_server is not None and pid == self._fork_server.pid:
+                self._lose_fork_server(f"it {describe_status(status)}")
                 continue
-            child = self._children.pop(pid, None)
-            asked_to_stop = self._escalation.forget(pid)
-            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-            if child is not None:
-                reported = code != 0 and child.unrecorded and child.pipes.read_report() is not None
-                child.pipes.close()
-                if reported and not child.taken_over:
-                    self._reported.append((pid, child))  # ended before its outcome was recorded: record it
-                    continue
-            if child is None or code == 0:
-                if child is not None:
-                    self.tasks_run += 1
-                continue
-            if child.taken_over or code == EXIT_TAKEN_OVER:
-                logger.warning("Task %s: its run here was stopped; another worker runs it", child.task.id)
-                self.tasks_run += 1
-                continue
-            if child.redis_lost or code == EXIT_REDIS_LOST:
-                self._unsettled.append((child, None))  # back to pending once Redis answers
-            elif self._supervision.stopping and (
-                asked_to_stop or (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
-            ):
-                # Stopped by us or with us (a SIGTERM to the whole group): not its fault.
-                self._unsettled.append((child, None))
-            else:
-                reason = f"process {pid} on {hostname()} {describe_exit(status)}"
-                logger.error("Task %s: %s", child.task.id, reason)
-                self._unsettled.append((child, reason))
+            self._ended(pid, status)
+        if self._fork_server is not None:
+            try:
+                for pid, status in self._fork_server.exited():
+                    self._ended(pid, status)
+                    self._fork_server.acknowledge(pid)  # forgotten here: the pid may be reused
+            except ForkServerGone as exc:
+                self._lose_fork_server(str(exc))
+
+    def _ended(self, pid: int, status: int) -> None:
+        """A process forked for a task has ended (one this process does not know is ignored)."""
+        if self._spare is not None and self._spare.pid == pid:
+            self._spare.pipes.close()
+            self._spare = None
+            return
+        child = self._children.pop(pid, None)
+        asked_to_stop = self._escalation.forget(pid)
+        if child is None:
+            return
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+        reported = code != 0 and child.unrecorded and child.pipes.read_report() is not None
+        child.pipes.close()
+        if reported and not child.taken_over:
+            self._reported.append((pid, child))  # ended before its outcome was recorded: record it
+            return
+        if code == 0:
+            self.tasks_run += 1
+            return
+        if child.taken_over or code == EXIT_TAKEN_OVER:
+            logger.warning("Task %s: its run here was stopped; another worker runs it", child.task.id)
+            self.tasks_run += 1
+            return
+        if child.redis_lost or code == EXIT_REDIS_LOST:
+            self._unsettled.append((child, None))  # back to pending once Redis answers
+        elif self._supervision.stopping and (
+            asked_to_stop or (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
+        ):
+            # Stopped by us or with us (a SIGTERM to the whole group): not its fault.
+            self._unsettled.append((child, None))
+        else:
+            reason = f"process {pid} on {hostname()} {describe_exit(status)}"
+            logger.error("Task %s: %s", child.task.id, reason)
+            self._unsettled.append((child, reason))
 
     def _settle(self, listener: Listener) -> None:
         """Give back the tasks of children that ended without an outcome (kept until Redis takes them)."""

@@ -75,6 +75,17 @@ class ChildPipes:
         os.close(self.report)
         return ParentPipes(self._control_read, self._report_write)
 
+    def child_ends(self) -> tuple[int, int]:
+        """The child's ends, for a fork server to hand to the process it forks (then :meth:`in_parent`)."""
+        return self._control_read, self._report_write
+
+    def discard(self) -> None:
+        """Close every end held here: a process that has the child's ends reads the control pipe's end."""
+        self.close()
+        for fd in (self._control_read, self._report_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     def close(self) -> None:
         """Close our ends (in the parent once the child is gone; in a sibling at once)."""
         for fd in (self.control, self.report):

@@ -5,6 +5,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from redis import Redis
@@ -191,13 +192,27 @@ def test_an_outcome_is_recorded_while_the_runner_waits_for_the_next_task(
         process.wait()
 
 
+def task_processes(pid: int) -> list[int]:
+    """The processes of runner ``pid`` that run tasks (or wait to), whether it or its fork server forked them."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            comm = Path(f"/proc/{child}/comm").read_text()
+        except OSError:
+            continue
+        if comm.startswith("blueque-fork"):
+            found.extend(task_processes(int(child)))
+        elif comm.startswith("blueque-task"):
+            found.append(int(child))
+    return found
+
+
 def test_an_idle_runner_keeps_one_process_forked_ahead_and_the_next_task_runs_in_it(
     client: Client, redis_url: str, db: Redis
 ) -> None:
     def children() -> list[int]:
-        path = f"/proc/{process.pid}/task/{process.pid}/children"
-        with open(path) as found:
-            return [int(pid) for pid in found.read().split()]
+        """The runner's task processes: its children, or its fork server's."""
+        return task_processes(process.pid)
 
     def settle(predicate: Callable[[], bool]) -> None:
         deadline = time.monotonic() + 10

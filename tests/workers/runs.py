@@ -49,7 +49,7 @@ class Run:
     end: float | None = None
     #: When the process was seen gone (or a zombie); None while it lives or if never watched.
     death: float | None = None
-    #: The parent of the process (the worker that forked it), as its start line says.
+    #: The worker the process ran for (its parent, or its fork server's parent), as its start line says.
     parent: int | None = None
 
     @property
