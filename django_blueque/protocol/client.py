@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -78,6 +79,25 @@ class Client:
     def redis(self) -> redis_py.Redis:
         """The underlying redis-py client (responses decoded to ``str``)."""
         return self._redis
+
+    def close_inherited_connections(self) -> None:
+        """In a process just forked: close this process's copies of its parent's connections.
+
+        Nothing is sent: the parent's connections stay open, and this process
+        makes its own when it needs one. A copy left open would keep the
+        parent's connection alive after the parent dies, and with it a
+        blocking command the parent was waiting in: Redis would still hand
+        that ``BLMOVE`` the next task pushed on the queue, into the dead
+        parent's list, where it would wait for recovery instead of going to
+        a live worker.
+        """
+        pool = self._redis.connection_pool
+        for name in ("_available_connections", "_in_use_connections", "_connections"):
+            for connection in list(getattr(pool, name, ())):
+                sock = getattr(connection, "_sock", None)
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.close()
 
     @property
     def scripts(self) -> Scripts:

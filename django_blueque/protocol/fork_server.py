@@ -119,8 +119,11 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
-            ours.close()
-            serve(theirs)
+            try:  # whatever happens, this process never returns into its parent's code
+                ours.close()
+                serve(theirs)
+            finally:
+                os._exit(1)
         theirs.close()
         ours.setblocking(False)
         return cls(pid, ours)
@@ -250,11 +253,14 @@ def serve(
             before_fork()
         pid = os.fork()
         if pid == 0:
-            signal.set_wakeup_fd(-1)
-            for fd in (wake_read, wake_write):
-                os.close(fd)
-            connection.close()
-            run_child(fds[0], fds[1])
+            try:  # whatever happens, this process never returns into the server's loop
+                signal.set_wakeup_fd(-1)
+                for fd in (wake_read, wake_write):
+                    os.close(fd)
+                connection.close()
+                run_child(fds[0], fds[1])
+            finally:
+                os._exit(1)
         return pid
 
     def send(message: bytes) -> None:

@@ -444,6 +444,7 @@ class ForkingRunner(Runner):
     def _serve_forks(self, connection: socket.socket) -> NoReturn:
         """In the fork server, forked from this process: let go of its state, then only fork."""
         self._supervision.in_child()
+        self._client.close_inherited_connections()
         for child in self._children.values():
             child.pipes.close()
         if self._spare is not None:
@@ -532,6 +533,7 @@ class ForkingRunner(Runner):
 
     def _run_in_child(self, pipes: ParentPipes) -> NoReturn:
         self._supervision.in_child()
+        self._client.close_inherited_connections()
         set_title("blueque-task: waiting for a task")
         options = self.options
         pipes.prepare_watch()
@@ -574,7 +576,7 @@ class ForkingRunner(Runner):
         # those of a fork server that died (this process is their reaper then).
         for pid, status in reap_exited():
             if self._fork_server is not None and pid == self._fork_server.pid:
-                self._lose_fork_server(f"it {describe_status(status)}")
+                self._lose_fork_server(f"it ended: {describe_status(status)}")
                 continue
             self._ended(pid, status)
         if self._fork_server is not None:
