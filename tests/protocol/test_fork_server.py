@@ -66,6 +66,13 @@ def settle(predicate: Callable[[], bool], what: str, timeout: float = 10) -> Non
         time.sleep(0.02)
 
 
+def server_of(runner: subprocess.Popen[bytes]) -> int:
+    """The fork server of a runner just started, once it has one."""
+    settle(lambda: len(servers(runner.pid)) == 1, "the fork server")
+    [server] = servers(runner.pid)
+    return server
+
+
 @pytest.fixture
 def start_runner(redis_url: str) -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
@@ -88,8 +95,7 @@ def test_task_processes_come_from_the_fork_server_and_the_worker_forks_none(
     client: Client, start_runner: Callable[[str], subprocess.Popen[bytes]]
 ) -> None:
     runner = start_runner("on")
-    settle(lambda: len(servers(runner.pid)) == 1, "the fork server")
-    [server] = servers(runner.pid)
+    server = server_of(runner)
     ids = [client.get_queue("q").enqueue("0") for _ in range(5)]
     settle(lambda: [t.status for t in client.get_tasks(ids)] == ["complete"] * 5, "the tasks")
     pids = {t.pid for t in client.get_tasks(ids)}
@@ -114,8 +120,7 @@ def test_a_killed_fork_server_loses_no_task_and_no_exit_status(
     client: Client, db: Redis, start_runner: Callable[[str], subprocess.Popen[bytes]]
 ) -> None:
     runner = start_runner("on")
-    settle(lambda: len(servers(runner.pid)) == 1, "the fork server")
-    [server] = servers(runner.pid)
+    server = server_of(runner)
     queue = client.get_queue("q")
     finishing, doomed = queue.enqueue("1.5"), queue.enqueue("30")
     settle(lambda: client.queue_stats(["q"])["q"].started == 2, "both tasks to start")
@@ -141,8 +146,7 @@ def test_a_frozen_fork_server_is_killed_and_the_worker_forks_for_itself(
     client: Client, start_runner: Callable[[str], subprocess.Popen[bytes]]
 ) -> None:
     runner = start_runner("on")
-    settle(lambda: len(servers(runner.pid)) == 1, "the fork server")
-    [server] = servers(runner.pid)
+    server = server_of(runner)
     settle(lambda: len(children(server)) == 1, "a process forked ahead")
     os.kill(server, signal.SIGSTOP)
     try:
@@ -161,8 +165,7 @@ def test_the_fork_server_stops_with_the_worker_and_leaves_nothing_behind(
     client: Client, start_runner: Callable[[str], subprocess.Popen[bytes]]
 ) -> None:
     runner = start_runner("on")
-    settle(lambda: len(servers(runner.pid)) == 1, "the fork server")
-    [server] = servers(runner.pid)
+    server = server_of(runner)
     task_id = client.get_queue("q").enqueue("0.5")
     settle(lambda: client.get_task(task_id).status == "started", "the task to start")
     runner.send_signal(signal.SIGTERM)
@@ -175,8 +178,7 @@ def test_the_fork_server_leaves_when_its_worker_dies(
     client: Client, start_runner: Callable[[str], subprocess.Popen[bytes]]
 ) -> None:
     runner = start_runner("on")
-    settle(lambda: len(servers(runner.pid)) == 1, "the fork server")
-    [server] = servers(runner.pid)
+    server = server_of(runner)
     task_id = client.get_queue("q").enqueue("1")
     settle(lambda: client.get_task(task_id).status == "started", "the task to start")
     os.kill(runner.pid, signal.SIGKILL)
@@ -229,3 +231,21 @@ def test_a_worker_killed_while_it_waits_for_a_task_takes_no_more_through_its_chi
     time.sleep(0.5)
     assert db.lrange(keys.pending("q"), 0, -1) == [later]
     settle(lambda: client.get_task(running).status == "complete", "the orphaned task's outcome")
+
+
+def test_after_three_deaths_of_its_fork_server_the_worker_forks_for_itself(
+    client: Client, start_runner: Callable[[str], subprocess.Popen[bytes]]
+) -> None:
+    runner = start_runner("on")
+    queue = client.get_queue("q")
+    for death in range(1, forking_runner.FORK_SERVER_RESTARTS + 1):
+        os.kill(server_of(runner), signal.SIGKILL)
+        settle(lambda: servers(runner.pid) == [], f"death {death} seen")
+        # The next process to fork (after a task) starts a new server, the first two times.
+        task_id = queue.enqueue("0")
+        settle(lambda: client.get_task(task_id).status == "complete", f"a task after death {death}")  # noqa: B023
+    later = queue.enqueue("0")
+    settle(lambda: client.get_task(later).status == "complete", "a task after the last death")
+    settle(lambda: any(name(child).startswith("blueque-task") for child in children(runner.pid)), "a child of its own")
+    assert servers(runner.pid) == []
+    assert runner.poll() is None
